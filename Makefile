@@ -1,0 +1,32 @@
+# make repro   create .venv if missing, install the pinned stack, run the DVC pipeline
+# make test    create .venv if missing, run the test suite
+# make ui      browse the MLflow runs at http://127.0.0.1:5000
+# make paper   run the whole pipeline at the papers' scale (GPU, downloads)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: repro test ui paper install
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e ".[dev]"
+	touch $@
+
+repro: $(STAMP)
+	dvc repro
+
+test: $(STAMP)
+	python -m pytest
+
+ui: $(STAMP)
+	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+paper: $(STAMP)
+	dvc exp run --name paper -S profile=paper

@@ -1,0 +1,20 @@
+"""What every stage script shares: load params, turn known errors into one clear line and exit 2."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from ganrepro.config import ConfigError
+from ganrepro.data.download import DownloadError
+from ganrepro.registry import UnknownNameError
+from ganrepro.utils import OutputError
+
+USER_ERRORS = (ConfigError, UnknownNameError, DownloadError, OutputError, FileNotFoundError)
+
+
+def main(stage: Callable[[], object], name: str) -> None:
+    try:
+        stage()
+    except USER_ERRORS as e:
+        print(f"error in stage {name}: {e}", file=sys.stderr)
+        sys.exit(2)

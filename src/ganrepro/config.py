@@ -1,0 +1,258 @@
+"""Typed, validated configuration: params.yaml -> `Params` -> one `RunConfig` per training run.
+
+params.yaml has three parts (see its comments):
+  * `profile`: quick | paper, the scale every stage runs at;
+  * the experiment knobs `model`, `dataset`, `lr`, `steps`, `seed` (`dvc exp run -S lr=2e-4`);
+  * `models` (each paper's published setup) and `profiles` (what each scale overrides).
+
+Unknown keys, wrong types and bad values raise `ConfigError`, naming the key and what is valid.
+PyYAML reads a hand-written `lr: 2e-4` as the *string* "2e-4" (YAML 1.1 wants a dot), while
+`dvc exp run -S lr=2e-4` writes 0.0002: both parse to the float 0.0002 here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A bad params.yaml (or -S value): the message names the key and what would be valid."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------- params.yaml schema
+class ModelPreset(Strict):
+    """One paper's published training setup for a model family (paper scale)."""
+
+    family: str = Field(description="registered model family, e.g. dcgan")
+    objective: dict[str, Any] = Field(description="{name: <registered objective>, **its args}")
+    arch: dict[str, Any] = Field(default_factory=dict, description="checked by the family's Arch")
+    img_size: PositiveInt
+    batch_size: PositiveInt
+    lr_g: PositiveFloat
+    lr_d: PositiveFloat
+    betas: tuple[float, float]
+    epochs: Optional[PositiveInt] = None
+    steps: Optional[PositiveInt] = None
+    paper: str = Field(description="which paper and table/figure this preset reproduces")
+
+
+class FIDConfig(Strict):
+    backends: list[str] = Field(description="feature backends that must run")
+    optional_backends: list[str] = Field(default_factory=list, description="run if weights cached")
+    dims: Literal[64, 192, 768, 2048] = 2048
+    n_real: PositiveInt
+    n_fake: PositiveInt
+    batch_size: PositiveInt = 50
+
+
+class LPIPSConfig(Strict):
+    backends: list[str]
+    optional_backends: list[str] = Field(default_factory=list)
+    n_pairs: PositiveInt
+
+
+class EvalConfig(Strict):
+    fid: FIDConfig
+    lpips: LPIPSConfig
+
+
+class TrainSettings(Strict):
+    log_every: PositiveInt = 10
+    sample_every: PositiveInt = 500
+    n_samples: PositiveInt = 64
+
+
+class ProfilingConfig(Strict):
+    steps: PositiveInt
+    warmup: int = Field(ge=0)
+
+
+class FeatureNetConfig(Strict):
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    lr: PositiveFloat
+    holdout: PositiveInt
+    seed: int = Field(ge=0)
+
+
+class ProfileConfig(Strict):
+    description: str
+    device: str = "auto"
+    dataset: Optional[str] = Field(None, description="offline stand-in for every dataset, or null")
+    img_size: Optional[PositiveInt] = None
+    batch_size: Optional[PositiveInt] = None
+    steps: Optional[PositiveInt] = None
+    arch: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-preset overrides")
+    train: TrainSettings = TrainSettings()
+    eval: EvalConfig
+    profiling: ProfilingConfig
+    feature_net: FeatureNetConfig
+
+
+class Params(Strict):
+    profile: str
+    model: str
+    dataset: str
+    lr: PositiveFloat
+    steps: Optional[PositiveInt] = None
+    seed: int = Field(ge=0)
+    models: dict[str, ModelPreset]
+    profiles: dict[str, ProfileConfig]
+
+    @property
+    def active(self) -> ProfileConfig:
+        return self.profiles[self.profile]
+
+
+# ---------------------------------------------------------------- resolved per run
+class RunConfig(Strict):
+    """Everything one training run needs, resolved from params.yaml. Saved beside its outputs."""
+
+    name: str
+    profile: str
+    preset: str
+    paper: str
+    family: str
+    objective: dict[str, Any]
+    arch: dict[str, Any]
+    dataset: str  # the dataset asked for
+    data: str  # the dataset used (differs from `dataset` when the profile substitutes it)
+    img_size: PositiveInt
+    batch_size: PositiveInt
+    lr_g: PositiveFloat
+    lr_d: PositiveFloat
+    betas: tuple[float, float]
+    epochs: Optional[PositiveInt]
+    steps: Optional[PositiveInt]
+    seed: int
+    device: str
+    train: TrainSettings
+
+    @property
+    def substituted(self) -> bool:
+        return self.data != self.dataset
+
+
+# ---------------------------------------------------------------- loading
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; every error names the file and the key."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: file not found (run from the project root, beside dvc.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    try:
+        params = Params.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(path, Params, e)) from None
+    _check_names(params, path)
+    return params
+
+
+def _check_names(params: Params, path: Path) -> None:
+    if params.profile not in params.profiles:
+        raise ConfigError(
+            f"{path}: profile: unknown profile {params.profile!r}; valid: {', '.join(params.profiles)}"
+        )
+    if params.model not in params.models:
+        raise ConfigError(
+            f"{path}: model: unknown model {params.model!r}; valid: {', '.join(sorted(params.models))}"
+        )
+
+
+def resolve_experiment(params: Params) -> RunConfig:
+    """The experiment's run: the preset `model`, with the top-level knobs and the profile applied."""
+    run = resolve_run(params, name="experiment", preset=params.model, dataset=params.dataset)
+    ratio = run.lr_d / run.lr_g  # D keeps the preset's lr_d/lr_g ratio (TTUR)
+    steps = params.steps or run.steps
+    return run.model_copy(update={"lr_g": params.lr, "lr_d": params.lr * ratio, "steps": steps})
+
+
+def resolve_run(params: Params, name: str, preset: str, dataset: str) -> RunConfig:
+    """Preset (paper scale) <- profile overrides (non-null ones) -> a validated RunConfig."""
+    from ganrepro.data.datasets import DATASETS
+    from ganrepro.models import MODELS
+
+    prof, p = params.active, params.models[preset]
+    DATASETS.get(dataset, key="dataset")
+    data = prof.dataset or dataset
+    DATASETS.get(data, key=f"profiles.{params.profile}.dataset")
+    family = MODELS.get(p.family, key=f"models.{preset}.family")
+    arch = {**p.arch, **prof.arch.get(preset, {})}
+    try:
+        arch = family.Arch.model_validate(arch).model_dump()
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(f"models.{preset}.arch", family.Arch, e)) from None
+    return RunConfig(
+        name=name,
+        profile=params.profile,
+        preset=preset,
+        paper=p.paper,
+        family=p.family,
+        objective=p.objective,
+        arch=arch,
+        dataset=dataset,
+        data=data,
+        img_size=prof.img_size or p.img_size,
+        batch_size=prof.batch_size or p.batch_size,
+        lr_g=p.lr_g,
+        lr_d=p.lr_d,
+        betas=p.betas,
+        epochs=None if prof.steps else p.epochs,
+        steps=prof.steps or p.steps,
+        seed=params.seed,
+        device=prof.device,
+        train=prof.train,
+    )
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    return RunConfig.model_validate(yaml.safe_load(Path(path).read_text()))
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------- readable errors
+def format_validation_error(where: str | Path, model: type[BaseModel], err: ValidationError) -> str:
+    """One line per problem: `<file>: <dotted.key>: <what is wrong>; valid keys: ...`."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(part) for part in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            valid = _fields_at(model, e["loc"][:-1])
+            msg = f"unknown key; valid keys here: {', '.join(valid)}"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        else:
+            msg = f"{e['msg']} (got {e.get('input')!r})"
+        lines.append(f"{where}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _fields_at(model: Any, loc: tuple) -> list[str]:
+    """The field names of the pydantic model reached by following `loc` from `model`."""
+    for part in loc:
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            model = model.model_fields[part].annotation if part in model.model_fields else None
+        elif get_origin(model) is dict:
+            model = get_args(model)[1]
+        if get_origin(model) is Union:  # Optional[X]
+            model = next(a for a in get_args(model) if a is not type(None))
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []

@@ -1,0 +1,1 @@
+"""Datasets: a registry of specs, a checksummed downloader and preprocessing to tensors."""

@@ -1,0 +1,1 @@
+"""Metrics: feature backends (`features.FEATURES`), FID, LPIPS, and the offline digit classifier."""

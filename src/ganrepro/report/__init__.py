@@ -1,0 +1,1 @@
+"""Rendering reports/: Markdown pages, CSV tables and PNG figures from the DVC metric files."""

@@ -1,0 +1,16 @@
+"""Stage report: render reports/ (pages, tables, figures) from the metric files."""
+from ganrepro import cli, paths, pipeline
+from ganrepro.config import load_params
+from ganrepro.report.render import load_claims, render
+
+
+def main() -> None:
+    params = load_params()
+    (run,) = pipeline.runs(params)
+    written = render(params, run, paths.METRICS, paths.PLOTS, pipeline.run_dir(run), paths.REPORTS,
+                     load_claims(paths.REPORTS / "claims.yaml"))
+    print("\n".join(f"wrote {p}" for p in written))
+
+
+if __name__ == "__main__":
+    cli.main(main, "report")
