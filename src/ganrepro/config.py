@@ -165,7 +165,7 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
 def _check_names(params: Params, path: Path) -> None:
     if params.profile not in params.profiles:
         raise ConfigError(
-            f"{path}: profile: unknown profile {params.profile!r}; valid: {', '.join(params.profiles)}"
+            f"{path}: profile: unknown profile {params.profile!r}; valid: {', '.join(sorted(params.profiles))}"
         )
     if params.model not in params.models:
         raise ConfigError(
@@ -191,11 +191,9 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str) -> RunConf
     data = prof.dataset or dataset
     DATASETS.get(data, key=f"profiles.{params.profile}.dataset")
     family = MODELS.get(p.family, key=f"models.{preset}.family")
-    arch = {**p.arch, **prof.arch.get(preset, {})}
-    try:
-        arch = family.Arch.model_validate(arch).model_dump()
-    except ValidationError as e:
-        raise ConfigError(format_validation_error(f"models.{preset}.arch", family.Arch, e)) from None
+    _check_arch(family.Arch, p.arch, f"models.{preset}.arch")  # the preset itself, even where overridden
+    override = prof.arch.get(preset, {})
+    arch = _check_arch(family.Arch, {**p.arch, **override}, f"profiles.{params.profile}.arch.{preset}")
     return RunConfig(
         name=name,
         profile=params.profile,
@@ -217,6 +215,13 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str) -> RunConf
         device=prof.device,
         train=prof.train,
     )
+
+
+def _check_arch(Arch: type[BaseModel], arch: dict, where: str) -> dict:
+    try:
+        return Arch.model_validate(arch).model_dump()
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(where, Arch, e)) from None
 
 
 def load_run_config(path: str | Path) -> RunConfig:

@@ -93,7 +93,10 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
                 z.extractall(tmp)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
-                t.extractall(tmp, filter="data")
+                try:
+                    t.extractall(tmp, filter="data")
+                except tarfile.FilterError as e:
+                    raise DownloadError(f"{archive}: unsafe member path: {e}") from e
         else:
             raise DownloadError(f"{archive}: not a zip or tar archive")
         shutil.rmtree(dest, ignore_errors=True)

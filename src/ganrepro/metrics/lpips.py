@@ -16,6 +16,7 @@ import torch
 
 from ganrepro.metrics.features import MissingWeightsError, hub_file, weights_missing
 from ganrepro.registry import Registry
+from ganrepro.utils import sha256_file
 
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
@@ -42,7 +43,8 @@ def lpips_alex(device: torch.device) -> tuple[Callable, dict]:
             a, b = a.repeat(1, 3, 1, 1), b.repeat(1, 3, 1, 1)
         return net(a.to(device), b.to(device)).flatten()
 
-    return dist, {"backend": "lpips_alex", "version": "0.1", "weights": ALEXNET_FILE}
+    file = hub_file(ALEXNET_FILE)
+    return dist, {"backend": "lpips_alex", "version": "0.1", "weights": file.name, "weights_sha256": sha256_file(file)}
 
 
 @LPIPS.register("lpips_digit")
@@ -51,7 +53,8 @@ def lpips_digit(device: torch.device) -> tuple[Callable, dict]:
 
     from ganrepro.metrics.features import digit_classifier
 
-    net = digit_classifier(device=device).net
+    backend = digit_classifier(device=device)
+    net = backend.net
 
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         fa, fb = net.conv_features(a.to(device)), net.conv_features(b.to(device))
@@ -59,7 +62,9 @@ def lpips_digit(device: torch.device) -> tuple[Callable, dict]:
                   for x, y in zip(fa, fb)]  # each (B, 1, 1)
         return torch.stack(layers).sum(0).flatten()  # (B,)
 
-    return dist, {"backend": "lpips_digit", "layers": "digit classifier conv1, conv2", "weights": "uniform"}
+    protocol = backend.protocol()
+    return dist, {"backend": "lpips_digit", "layers": "digit classifier conv1, conv2", "layer_weights": "uniform",
+                  "weights": protocol["weights"], "weights_sha256": protocol["weights_sha256"]}
 
 
 @torch.no_grad()

@@ -1,0 +1,117 @@
+"""params.yaml validation: every bad input names the key and what is valid."""
+import shutil
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from ganrepro.config import ConfigError, load_params, resolve_experiment
+
+
+@pytest.fixture
+def params_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    return path
+
+
+def edit(path, fn):
+    data = yaml.safe_load(path.read_text())
+    fn(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+def test_the_shipped_params_validate_and_resolve_to_the_quick_stand_in():
+    params = load_params(ROOT / "params.yaml")
+    run = resolve_experiment(params)
+    assert params.profile == "quick"
+    assert run.data == "mnist5k" and run.dataset == params.dataset and run.substituted
+
+
+@pytest.mark.parametrize("text", ["lr: 2e-4", "lr: 0.0002", "lr: 2.0e-4", "lr: '2e-4'"])
+def test_lr_as_dvc_writes_it_and_as_pyyaml_reads_it_by_hand(params_file, text):
+    lines = [text if line.startswith("lr:") else line for line in params_file.read_text().splitlines()]
+    params_file.write_text("\n".join(lines))
+    assert yaml.safe_load(text)["lr"] in ("2e-4", 0.0002)  # PyYAML reads 2e-4 as a string
+    params = load_params(params_file)
+    assert params.lr == pytest.approx(2e-4) and isinstance(params.lr, float)
+    assert resolve_experiment(params).lr_g == pytest.approx(2e-4)
+
+
+def test_experiment_lr_keeps_the_presets_lr_ratio(params_file):
+    def ttur(d):
+        d["models"]["dcgan"]["lr_d"] = 4 * d["models"]["dcgan"]["lr_g"]
+        d["lr"] = 1e-3
+
+    edit(params_file, ttur)
+    run = resolve_experiment(load_params(params_file))
+    assert run.lr_g == pytest.approx(1e-3) and run.lr_d == pytest.approx(4e-3)
+
+
+BAD = [
+    (lambda d: d.update(lr=-1e-4), r"lr: Input should be greater than 0"),
+    (lambda d: d.update(lr=0), r"lr: Input should be greater than 0"),
+    (lambda d: d.update(lr="fast"), r"lr: .*valid number.*'fast'"),
+    (lambda d: d.update(steps="many"), r"steps: .*valid integer.*'many'"),
+    (lambda d: d.update(steps=1.5), r"steps: .*integer"),
+    (lambda d: d.update(seed=-1), r"seed: .*greater than or equal to 0"),
+    (lambda d: d.update(lrr=1), r"lrr: unknown key; valid keys here: profile, model, dataset, lr, steps, seed"),
+    (lambda d: d["profiles"]["quick"].update(stepz=3), r"profiles.quick.stepz: unknown key; valid keys here: .*steps"),
+    (lambda d: d["models"]["dcgan"].update(betas=[0.5]), r"models.dcgan.betas"),
+    (lambda d: d["profiles"]["quick"]["eval"]["fid"].update(dims=100), r"profiles.quick.eval.fid.dims: .*64, 192, 768 or 2048"),
+    (lambda d: d.pop("seed"), r"seed: required key is missing"),
+    (lambda d: d.update(profile="huge"), r"profile: unknown profile 'huge'; valid: paper, quick"),
+    (lambda d: d.update(model="stylegan"), r"model: unknown model 'stylegan'; valid: dcgan"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", BAD)
+def test_bad_params_name_the_key_and_what_is_valid(params_file, mutate, message):
+    edit(params_file, mutate)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_params(params_file)
+    assert str(params_file) in str(e.value)
+
+
+RESOLVE_BAD = [
+    (lambda d: d.update(dataset="imagenet"), r"dataset: unknown dataset 'imagenet'; valid: .*cifar10.*mnist5k"),
+    (lambda d: d["profiles"]["quick"].update(dataset="nope"), r"profiles.quick.dataset: unknown dataset 'nope'"),
+    (lambda d: d["models"]["dcgan"].update(family="nope"), r"models.dcgan.family: unknown model 'nope'; valid: .*dcgan"),
+    (lambda d: d["models"]["dcgan"]["arch"].update(nfg=3), r"models.dcgan.arch: nfg: unknown key; valid keys here: z_dim, ngf, ndf"),
+    (lambda d: d["models"]["dcgan"]["arch"].update(ngf=0), r"models.dcgan.arch: ngf: Input should be greater than 0"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", RESOLVE_BAD)
+def test_bad_names_are_reported_when_the_run_is_resolved(params_file, mutate, message):
+    edit(params_file, mutate)
+    with pytest.raises((ConfigError, KeyError), match=message):
+        resolve_experiment(load_params(params_file))
+
+
+def test_unknown_objective_and_loss_list_the_valid_names():
+    from ganrepro.training.loop import build
+    from conftest import tiny_run
+    import torch
+
+    with pytest.raises(KeyError, match=r"objective.name: unknown objective 'gann'; valid: .*gan"):
+        build(tiny_run(objective={"name": "gann"}), 1, 10, torch.device("cpu"))
+    with pytest.raises(KeyError, match=r"objective.loss: unknown loss 'l2'; valid: bce, hinge, wasserstein"):
+        build(tiny_run(objective={"name": "gan", "loss": "l2"}), 1, 10, torch.device("cpu"))
+    with pytest.raises(ConfigError, match=r"objective gan: n_critic: Input should be greater than 0"):
+        build(tiny_run(objective={"name": "gan", "n_critic": 0}), 1, 10, torch.device("cpu"))
+
+
+def test_missing_or_broken_params_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"nothere.yaml: file not found"):
+        load_params(tmp_path / "nothere.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("lr: [1, 2\n")
+    with pytest.raises(ConfigError, match=r"params.yaml: not valid YAML"):
+        load_params(bad)
+
+
+def test_a_bad_profile_arch_override_names_the_profile_key(params_file):
+    edit(params_file, lambda d: d["profiles"]["quick"]["arch"]["dcgan"].update(ndf=-2))
+    with pytest.raises(ConfigError, match=r"profiles.quick.arch.dcgan: ndf: Input should be greater than 0"):
+        resolve_experiment(load_params(params_file))

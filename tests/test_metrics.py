@@ -1,0 +1,89 @@
+"""The offline feature net and LPIPS stand-in on real digits; the real metrics where weights exist."""
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from ganrepro import evaluation, paths
+from ganrepro.config import FeatureNetConfig
+from ganrepro.data.datasets import DATASETS
+from ganrepro.data.preprocess import load_processed, preprocess
+from ganrepro.metrics import fid
+from ganrepro.metrics.digit_classifier import train_classifier
+from ganrepro.metrics.features import INCEPTION_FILE, MissingWeightsError, build_backend, hub_file
+from ganrepro.metrics.lpips import ALEXNET_FILE, LPIPS
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory):
+    root = tmp_path_factory.mktemp("digits")
+    DATASETS.get("mnist5k").download(root / "raw")
+    return load_processed(preprocess("mnist5k", root / "raw", root, 28))
+
+
+@pytest.fixture(scope="module")
+def feature_net(digits, tmp_path_factory):
+    """A digit classifier trained for one epoch, saved where the backend looks for it."""
+    folder = tmp_path_factory.mktemp("work")
+    cfg = FeatureNetConfig(epochs=1, batch_size=64, lr=1e-3, holdout=500, seed=0)
+    net, metrics = train_classifier(digits["images"], digits["labels"], cfg)
+    old = Path.cwd()
+    os.chdir(folder)
+    paths.FEATURE_NETS.mkdir(parents=True)
+    torch.save(net.state_dict(), paths.FEATURE_NETS / "digit_classifier.pt")
+    yield net, metrics
+    os.chdir(old)
+
+
+def test_the_digit_classifier_learns_real_digits(feature_net):
+    _, metrics = feature_net
+    assert metrics["holdout_accuracy"] > 0.85 and metrics["n_holdout"] == 500
+
+
+def test_digit_fid_separates_real_digits_from_noise(feature_net, digits):
+    backend = build_backend("digit_classifier", 2048, torch.device("cpu"))
+    assert backend.dims == 128 and backend.protocol()["weights_sha256"]
+    imgs = digits["images"]
+    real_a = fid.extract(backend, fid.real_batches(imgs[0::2], 250), 2500, "a")  # the file is sorted by class
+    real_b = fid.extract(backend, fid.real_batches(imgs[1::2], 250), 2500, "b")
+    noise = fid.extract(backend, iter([torch.rand(2500, 1, 28, 28) * 2 - 1]), 2500, "noise")
+    mu, sigma = fid.gaussian_stats(real_a)
+    assert fid.fid_against(mu, sigma, real_b) * 10 < fid.fid_against(mu, sigma, noise)
+
+
+def test_lpips_digit_is_a_distance(feature_net, digits):
+    dist, protocol = LPIPS.get("lpips_digit")(torch.device("cpu"))
+    x = digits["images"][:8].float() / 127.5 - 1
+    y = digits["images"][8:16].float() / 127.5 - 1
+    assert torch.allclose(dist(x, x), torch.zeros(8), atol=1e-6)
+    assert (dist(x, y) > 0).all() and torch.allclose(dist(x, y), dist(y, x), atol=1e-6)
+    assert protocol["backend"] == "lpips_digit"
+
+
+def test_optional_backends_without_weights_are_skipped_with_the_reason(tmp_path):
+    missing = lambda name: tmp_path / "w.pth" if name == "inception" else None  # noqa: E731
+    run, skipped = evaluation.backends_to_run(["digit_classifier"], ["inception"], missing)
+    assert run == ["digit_classifier"] and skipped == {"inception": {"skipped": "weights not found: w.pth (README: Pretrained weights)"}}
+
+
+def test_a_required_backend_without_weights_fails_naming_the_file(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(MissingWeightsError, match=rf"{tmp_path}/hub/checkpoints/{INCEPTION_FILE} not found; download https://"):
+        build_backend("inception", 2048, torch.device("cpu"))
+
+
+@pytest.mark.skipif(not hub_file(INCEPTION_FILE).exists(), reason=f"{INCEPTION_FILE} not in $TORCH_HOME/hub/checkpoints")
+def test_real_inception_fid_runs_on_the_cached_weights(digits):
+    backend = build_backend("inception", 64, torch.device("cpu"))
+    a = fid.extract(backend, fid.real_batches(digits["images"][:100], 50), 100, "a")
+    assert a.shape == (100, 64)
+    mu, sigma = fid.gaussian_stats(a)
+    assert fid.fid_against(mu, sigma, a) == pytest.approx(0, abs=1e-3)
+
+
+@pytest.mark.skipif(not hub_file(ALEXNET_FILE).exists(), reason=f"{ALEXNET_FILE} not in $TORCH_HOME/hub/checkpoints")
+def test_real_lpips_runs_on_the_cached_backbone(digits):
+    dist, _ = LPIPS.get("lpips_alex")(torch.device("cpu"))
+    x = digits["images"][:4].float() / 127.5 - 1
+    assert torch.allclose(dist(x, x), torch.zeros(4), atol=1e-5) and (dist(x, x.flip(0)) > 0).all()

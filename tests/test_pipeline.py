@@ -1,0 +1,127 @@
+"""End to end, as a user runs it: `dvc repro` on a tiny config in a fresh git repo of the project,
+a second `dvc repro` that does nothing, and `dvc exp run -S lr=2e-4` giving its own metrics."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "steps": 6, "batch_size": 16,
+    "train": {"log_every": 2, "sample_every": 3, "n_samples": 16},
+    "profiling": {"steps": 2, "warmup": 1},
+    "feature_net": {"epochs": 1, "batch_size": 128, "lr": 1.0e-3, "holdout": 500, "seed": 0},
+}
+
+
+def sh(cmd: str, cwd: Path, env: dict) -> str:
+    out = subprocess.run(cmd, shell=True, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, f"{cmd} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout + out.stderr
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A git repo holding the project's files (as git would clone them) with a tiny quick profile."""
+    dest = tmp_path_factory.mktemp("clone") / "ganrepro"
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file():
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+    params = yaml.safe_load((dest / "params.yaml").read_text())
+    params["profiles"]["quick"].update(TINY)
+    params["profiles"]["quick"]["eval"]["fid"].update(n_real=500, n_fake=200, batch_size=100)
+    params["profiles"]["quick"]["eval"]["lpips"].update(n_pairs=20)
+    params["lr"] = "LR"
+    text = yaml.safe_dump(params, sort_keys=False).replace("lr: LR", "lr: 1e-4")  # as a person types it
+    (dest / "params.yaml").write_text(text)
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANREPRO_ROOT")}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
+    sh("git init -q && git config user.name t && git config user.email t@t && git add -A && git commit -qm init",
+       dest, env)
+    return dest, env
+
+
+@pytest.fixture(scope="module")
+def repro(project):
+    dest, env = project
+    log = sh("dvc repro", dest, env)
+    sh("git add -A && git commit -qm repro", dest, env)
+    return log
+
+
+def test_dvc_repro_regenerates_the_report_offline(project, repro):
+    dest, _ = project
+    for stage in ["download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]:
+        assert f"Running stage '{stage}'" in repro
+    evaluation = json.loads((dest / "reports/metrics/evaluate.json").read_text())["experiment"]
+    fid = evaluation["fid"]["digit_classifier"]
+    assert fid["value"] > 0 and fid["protocol"]["n_fake"] == 200 and fid["protocol"]["n_real"] == 500
+    assert (dest / "data/runs/experiment/checkpoint.pt").exists()
+    page = (dest / "reports/experiment.md").read_text()
+    assert "Quick profile" in page and "148.72" in page
+    for f in ["figures/experiment_samples.png", "figures/experiment_losses.png", "tables/experiment_metrics.csv"]:
+        assert (dest / "reports" / f).stat().st_size > 0
+
+
+def test_a_second_repro_runs_nothing(project, repro):
+    dest, env = project
+    log = sh("dvc repro", dest, env)
+    assert "Running stage" not in log
+    assert "Data and pipelines are up to date" in log or log.count("didn't change") == 8
+
+
+def test_dvc_exp_run_set_lr_gives_an_experiment_with_its_own_metrics(project, repro):
+    dest, env = project
+    sh("dvc exp run -n lr2 -S lr=2e-4", dest, env)
+    shown = json.loads(subprocess.run("dvc exp show --json", shell=True, cwd=dest, env=env,
+                                      capture_output=True, text=True, check=True).stdout)
+    exps = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            data = node.get("data")
+            if isinstance(data, dict) and "params" in data:
+                exps[node.get("name") or node.get("rev")] = data
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(shown)
+    assert "lr2" in exps, list(exps)
+    lr2 = exps["lr2"]
+    assert lr2["params"]["params.yaml"]["data"]["lr"] == 0.0002
+    train = lr2["metrics"]["reports/metrics/train.json"]["data"]["experiment"]
+    base = json.loads(sh("git show HEAD:reports/metrics/train.json", dest, env))["experiment"]  # lr 1e-4
+    assert train["steps"] == 6 and train["final_loss_d"] != base["final_loss_d"]  # its own metrics
+    assert "reports/metrics/evaluate.json" in lr2["metrics"]
+
+
+def test_mlflow_holds_finished_runs_with_sample_images(project, repro):
+    dest, _ = project
+    db = sqlite3.connect(dest / "mlflow.db")
+    rows = db.execute("select name, status, artifact_uri, run_uuid from runs").fetchall()
+    assert rows and all(status == "FINISHED" for _, status, _, _ in rows)
+    names = [n for n, *_ in rows]
+    assert names.count("experiment") >= 1 and names.count("experiment-eval") >= 1
+    train_uri = next(uri for n, _, uri, _ in rows if n == "experiment")
+    images = list(Path(train_uri.removeprefix("file://")).glob("samples/*.png"))
+    assert images, f"no sample grids under {train_uri}"
+    tags = dict(db.execute("select key, value from tags where run_uuid=?", (rows[0][3],)).fetchall())
+    assert tags["profile"] == "quick" and tags["dvc_stage"] in {"train", "evaluate"} and tags["git_commit"]

@@ -1,0 +1,52 @@
+"""The shared loop: outputs, atomic checkpoints, the MLflow run, divergence."""
+import math
+
+import pytest
+import torch
+
+from conftest import fake_processed, tiny_run
+from ganrepro.tracking import Tracker
+from ganrepro.training import loop
+from ganrepro.training.checkpoint import load_checkpoint
+
+
+def test_train_writes_checkpoint_samples_and_config(tmp_path, mlflow_store):
+    with Tracker("t", stage="train", profile="quick") as tracker:
+        summary, history = loop.train(tiny_run(steps=3), fake_processed(), tmp_path / "run", tracker)
+    files = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert files == ["checkpoint.pt", "config.yaml", "grids", "samples.png"]  # no temp files left
+    ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert ckpt["step"] == 3 and set(ckpt) >= {"G", "D", "opt_g", "opt_d", "objective", "rng", "config"}
+    assert list(history["step"]) == [1, 2, 3] and math.isfinite(summary["final_loss_g"])
+
+
+def test_epochs_convert_to_generator_steps():
+    cfg = tiny_run(steps=None, epochs=2, batch_size=4)
+    assert loop.total_steps(cfg, n_images=17, n_critic=1) == 8  # 4 full batches per epoch
+    assert loop.total_steps(cfg, n_images=17, n_critic=5) == 2  # each G step eats 5 batches
+
+
+def test_a_nan_loss_stops_training_with_the_step(tmp_path, mlflow_store, monkeypatch):
+    from ganrepro.objectives.gan import GANObjective
+
+    calls = {"n": 0}
+    real_g_step = GANObjective.g_step
+
+    def g_step(self, real, y):
+        calls["n"] += 1
+        out = real_g_step(self, real, y)
+        return {**out, "loss_g": float("nan")} if calls["n"] == 2 else out
+
+    monkeypatch.setattr(GANObjective, "g_step", g_step)
+    with pytest.raises(loop.DivergenceError, match=r"diverged at step 2: \{'loss_g': nan\}"):
+        with Tracker("t", stage="train", profile="quick") as tracker:
+            loop.train(tiny_run(steps=4), fake_processed(), tmp_path / "run", tracker)
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_batches_are_scaled_to_minus_one_one():
+    data = fake_processed(n=8)
+    x, y = next(loop.batches(data["images"], data["labels"], 4, torch.Generator().manual_seed(0), torch.device("cpu")))
+    assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1 and x.shape == (4, 1, 32, 32)
+    with pytest.raises(ValueError, match="batch_size 64 is larger than the dataset"):
+        next(loop.batches(data["images"], data["labels"], 64, torch.Generator(), torch.device("cpu")))
