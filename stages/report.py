@@ -6,9 +6,7 @@ from ganrepro.report.render import load_claims, render
 
 def main() -> None:
     params = load_params()
-    (run,) = pipeline.runs(params)
-    written = render(params, run, paths.METRICS, paths.PLOTS, pipeline.run_dir(run), paths.REPORTS,
-                     load_claims(paths.REPORTS / "claims.yaml"))
+    written = render(params, pipeline.runs(params), paths.REPORTS, load_claims(paths.REPORTS / "claims.yaml"))
     print("\n".join(f"wrote {p}" for p in written))
 
 

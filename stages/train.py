@@ -1,7 +1,7 @@
-"""Stage train: train the experiment (params.yaml's model/dataset/lr/steps/seed at the profile's scale).
+"""Stage train: train one run, `--run experiment` (params.yaml's top-level knobs) or a paper run.
 
 Writes data/runs/<run>/ (checkpoint.pt, samples.png, grids/, config.yaml),
-reports/metrics/train.json and reports/plots/<run>_losses.csv; logs the run to MLflow.
+reports/metrics/train/<run>.json and reports/plots/<run>_losses.csv; logs the run to MLflow.
 """
 from ganrepro import cli, paths, pipeline
 from ganrepro.config import load_params
@@ -12,14 +12,13 @@ from ganrepro.utils import atomic_path, write_json
 
 
 def main() -> None:
-    params = load_params()
-    (run,) = pipeline.runs(params)
+    run = pipeline.run(load_params(), cli.run_name())
     processed = load_processed(pipeline.processed_file(run))
     with Tracker(run.name, stage="train", profile=run.profile) as tracker:
         summary, history = train(run, processed, pipeline.run_dir(run), tracker)
     with atomic_path(paths.PLOTS / f"{run.name}_losses.csv") as tmp:
         history.to_csv(tmp, index=False)
-    write_json(paths.METRICS / "train.json", {run.name: summary})
+    write_json(pipeline.metrics_file("train", run), summary)
 
 
 if __name__ == "__main__":

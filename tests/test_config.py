@@ -56,7 +56,7 @@ BAD = [
     (lambda d: d.update(steps=1.5), r"steps: .*integer"),
     (lambda d: d.update(seed=-1), r"seed: .*greater than or equal to 0"),
     (lambda d: d.update(lrr=1), r"lrr: unknown key; valid keys here: profile, model, dataset, lr, steps, seed"),
-    (lambda d: d["profiles"]["quick"].update(stepz=3), r"profiles.quick.stepz: unknown key; valid keys here: .*steps"),
+    (lambda d: d["profiles"]["quick"].update(stepz=3), r"profiles.quick.stepz: unknown key; valid keys here: .*presets"),
     (lambda d: d["models"]["dcgan"].update(betas=[0.5]), r"models.dcgan.betas"),
     (lambda d: d["profiles"]["quick"]["eval"]["fid"].update(dims=100), r"profiles.quick.eval.fid.dims: .*64, 192, 768 or 2048"),
     (lambda d: d.pop("seed"), r"seed: required key is missing"),
@@ -111,7 +111,38 @@ def test_missing_or_broken_params_file(tmp_path):
         load_params(bad)
 
 
-def test_a_bad_profile_arch_override_names_the_profile_key(params_file):
-    edit(params_file, lambda d: d["profiles"]["quick"]["arch"]["dcgan"].update(ndf=-2))
-    with pytest.raises(ConfigError, match=r"profiles.quick.arch.dcgan: ndf: Input should be greater than 0"):
+def test_a_bad_profile_override_names_the_profile_key(params_file):
+    edit(params_file, lambda d: d["profiles"]["quick"]["presets"]["dcgan"]["arch"].update(ndf=-2))
+    with pytest.raises(ConfigError, match=r"arch of dcgan at profile quick: ndf: Input should be greater than 0"):
         resolve_experiment(load_params(params_file))
+    edit(params_file, lambda d: d["profiles"]["quick"]["presets"]["dcgan"].update(stepz=3))
+    with pytest.raises(ConfigError, match=r"profiles.quick.presets.dcgan: stepz: unknown key; valid keys here: family, "):
+        resolve_experiment(load_params(params_file))
+
+
+def test_run_overrides_merge_over_the_preset_and_the_profile(params_file):
+    from ganrepro.config import resolve_paper_run
+
+    def add_run(d):
+        d["runs"]["wide"] = {"preset": "dcgan", "dataset": "mnist", "feeds": "t",
+                             "overrides": {"arch": {"ndf": 48}, "lr_g": 1e-3, "epochs": 3}}
+
+    edit(params_file, add_run)
+    params = load_params(params_file)
+    run = resolve_paper_run(params, "wide")
+    assert run.arch == {"z_dim": 100, "ngf": 32, "ndf": 48}  # preset <- quick widths <- the run's own
+    assert run.lr_g == 1e-3 and run.epochs == 3 and run.steps is None  # epochs replace the quick steps
+    assert run.dataset == "mnist" and run.data == "mnist5k"
+    with pytest.raises(ConfigError, match=r"runs: unknown run 'narrow'; valid: .*wide"):
+        resolve_paper_run(params, "narrow")
+
+
+def test_a_bad_run_names_its_key(params_file):
+    from ganrepro.config import resolve_paper_run
+
+    edit(params_file, lambda d: d["runs"].update(bad={"preset": "dcgan", "dataset": "svhn", "feeds": "t"}))
+    with pytest.raises(KeyError, match=r"runs.bad.dataset: unknown dataset 'svhn'"):
+        resolve_paper_run(load_params(params_file), "bad")
+    edit(params_file, lambda d: d["runs"].update(bad={"preset": "nope", "dataset": "mnist", "feeds": "t"}))
+    with pytest.raises(ConfigError, match=r"runs.bad.preset: unknown preset 'nope'; valid: .*dcgan"):
+        resolve_paper_run(load_params(params_file), "bad")

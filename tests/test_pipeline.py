@@ -18,7 +18,6 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "steps": 6, "batch_size": 16,
     "train": {"log_every": 2, "sample_every": 3, "n_samples": 16},
     "profiling": {"steps": 2, "warmup": 1},
     "feature_net": {"epochs": 1, "batch_size": 128, "lr": 1.0e-3, "holdout": 500, "seed": 0},
@@ -42,7 +41,14 @@ def project(tmp_path_factory):
             (dest / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / f, dest / f)
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    params["profiles"]["quick"].update(TINY)
+    quick = params["profiles"]["quick"]
+    quick.update(TINY)
+    for preset in params["models"]:  # every family, six steps
+        quick["presets"][preset] = {**quick["presets"].get(preset, {}), "steps": 6}
+    first_of_each = {}
+    for name, spec in params["runs"].items():  # one paper run per preset keeps the test short
+        first_of_each.setdefault(spec["preset"], name)
+    params["runs"] = {name: params["runs"][name] for name in first_of_each.values()}
     params["profiles"]["quick"]["eval"]["fid"].update(n_real=500, n_fake=200, batch_size=100)
     params["profiles"]["quick"]["eval"]["lpips"].update(n_pairs=20)
     params["lr"] = "LR"
@@ -66,9 +72,12 @@ def repro(project):
 
 def test_dvc_repro_regenerates_the_report_offline(project, repro):
     dest, _ = project
-    for stage in ["download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]:
+    stages = ["download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
+    runs = yaml.safe_load((dest / "params.yaml").read_text())["runs"]
+    stages += [f"{stage}@{run}" for run in runs for stage in ("train_run", "evaluate_run")]
+    for stage in stages:
         assert f"Running stage '{stage}'" in repro
-    evaluation = json.loads((dest / "reports/metrics/evaluate.json").read_text())["experiment"]
+    evaluation = json.loads((dest / "reports/metrics/evaluate/experiment.json").read_text())
     fid = evaluation["fid"]["digit_classifier"]
     assert fid["value"] > 0 and fid["protocol"]["n_fake"] == 200 and fid["protocol"]["n_real"] == 500
     assert (dest / "data/runs/experiment/checkpoint.pt").exists()
@@ -82,7 +91,7 @@ def test_a_second_repro_runs_nothing(project, repro):
     dest, env = project
     log = sh("dvc repro", dest, env)
     assert "Running stage" not in log
-    assert "Data and pipelines are up to date" in log or log.count("didn't change") == 8
+    assert "Data and pipelines are up to date" in log or "didn't change" in log
 
 
 def test_dvc_exp_run_set_lr_gives_an_experiment_with_its_own_metrics(project, repro):
@@ -107,10 +116,10 @@ def test_dvc_exp_run_set_lr_gives_an_experiment_with_its_own_metrics(project, re
     assert "lr2" in exps, list(exps)
     lr2 = exps["lr2"]
     assert lr2["params"]["params.yaml"]["data"]["lr"] == 0.0002
-    train = lr2["metrics"]["reports/metrics/train.json"]["data"]["experiment"]
-    base = json.loads(sh("git show HEAD:reports/metrics/train.json", dest, env))["experiment"]  # lr 1e-4
+    train = lr2["metrics"]["reports/metrics/train/experiment.json"]["data"]
+    base = json.loads(sh("git show HEAD:reports/metrics/train/experiment.json", dest, env))  # lr 1e-4
     assert train["steps"] == 6 and train["final_loss_d"] != base["final_loss_d"]  # its own metrics
-    assert "reports/metrics/evaluate.json" in lr2["metrics"]
+    assert "reports/metrics/evaluate/experiment.json" in lr2["metrics"]
 
 
 def test_mlflow_holds_finished_runs_with_sample_images(project, repro):

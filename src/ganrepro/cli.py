@@ -12,6 +12,15 @@ from ganrepro.utils import OutputError
 USER_ERRORS = (ConfigError, UnknownNameError, DownloadError, OutputError, FileNotFoundError)
 
 
+def run_name(argv: list[str] | None = None) -> str:
+    """The `--run NAME` argument of the per-run stages (default: the experiment)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", default="experiment", help="'experiment' or a name from params.yaml runs:")
+    return parser.parse_args(argv).run
+
+
 def main(stage: Callable[[], object], name: str) -> None:
     try:
         stage()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -43,6 +43,12 @@ class ModelPreset(Strict):
     epochs: Optional[PositiveInt] = None
     steps: Optional[PositiveInt] = None
     paper: str = Field(description="which paper and table/figure this preset reproduces")
+
+    @model_validator(mode="after")
+    def _length(self) -> "ModelPreset":
+        if not (self.epochs or self.steps):
+            raise ValueError("give `epochs` or `steps`")
+        return self
 
 
 class FIDConfig(Strict):
@@ -88,14 +94,22 @@ class ProfileConfig(Strict):
     description: str
     device: str = "auto"
     dataset: Optional[str] = Field(None, description="offline stand-in for every dataset, or null")
-    img_size: Optional[PositiveInt] = None
-    batch_size: Optional[PositiveInt] = None
-    steps: Optional[PositiveInt] = None
-    arch: dict[str, dict[str, Any]] = Field(default_factory=dict, description="per-preset overrides")
+    img_size: Optional[PositiveInt] = Field(None, description="every run's image size, or null")
+    presets: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per preset: preset fields to override (arch/objective key by key)")
     train: TrainSettings = TrainSettings()
     eval: EvalConfig
     profiling: ProfilingConfig
     feature_net: FeatureNetConfig
+
+
+class RunSpec(Strict):
+    """A run a paper reports: a preset on a dataset, with its own overrides."""
+
+    preset: str
+    dataset: str
+    feeds: str = Field(description="the paper, table or figure this run feeds")
+    overrides: dict[str, Any] = Field(default_factory=dict, description="preset fields for this run")
 
 
 class Params(Strict):
@@ -106,6 +120,7 @@ class Params(Strict):
     steps: Optional[PositiveInt] = None
     seed: int = Field(ge=0)
     models: dict[str, ModelPreset]
+    runs: dict[str, RunSpec] = Field(default_factory=dict)
     profiles: dict[str, ProfileConfig]
 
     @property
@@ -177,51 +192,80 @@ def resolve_experiment(params: Params) -> RunConfig:
     """The experiment's run: the preset `model`, with the top-level knobs and the profile applied."""
     run = resolve_run(params, name="experiment", preset=params.model, dataset=params.dataset)
     ratio = run.lr_d / run.lr_g  # D keeps the preset's lr_d/lr_g ratio (TTUR)
-    steps = params.steps or run.steps
-    return run.model_copy(update={"lr_g": params.lr, "lr_d": params.lr * ratio, "steps": steps})
+    update = {"lr_g": params.lr, "lr_d": params.lr * ratio}
+    if params.steps:
+        update |= {"steps": params.steps, "epochs": None}
+    return run.model_copy(update=update)
 
 
-def resolve_run(params: Params, name: str, preset: str, dataset: str) -> RunConfig:
-    """Preset (paper scale) <- profile overrides (non-null ones) -> a validated RunConfig."""
+def resolve_paper_run(params: Params, name: str) -> RunConfig:
+    if name not in params.runs:
+        raise ConfigError(f"runs: unknown run {name!r}; valid: {', '.join(sorted(params.runs))}")
+    spec = params.runs[name]
+    return resolve_run(params, name, spec.preset, spec.dataset, spec.overrides, where=f"runs.{name}")
+
+
+def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides: dict | None = None,
+                where: str | None = None) -> RunConfig:
+    """Preset (paper scale) <- the profile's overrides for it <- the run's own -> a RunConfig.
+
+    `where` names the run's keys in errors: `runs.<name>`, or None for the experiment's top-level keys.
+    """
     from ganrepro.data.datasets import DATASETS
     from ganrepro.models import MODELS
 
-    prof, p = params.active, params.models[preset]
-    DATASETS.get(dataset, key="dataset")
+    prof = params.active
+    key = (lambda k: f"{where}.{k}") if where else (lambda k: {"preset": "model"}.get(k, k))
+    if preset not in params.models:
+        raise ConfigError(f"{key('preset')}: unknown preset {preset!r}; valid: {', '.join(sorted(params.models))}")
+    DATASETS.get(dataset, key=key("dataset"))
     data = prof.dataset or dataset
     DATASETS.get(data, key=f"profiles.{params.profile}.dataset")
-    family = MODELS.get(p.family, key=f"models.{preset}.family")
-    _check_arch(family.Arch, p.arch, f"models.{preset}.arch")  # the preset itself, even where overridden
-    override = prof.arch.get(preset, {})
-    arch = _check_arch(family.Arch, {**p.arch, **override}, f"profiles.{params.profile}.arch.{preset}")
+    p = params.models[preset].model_dump()
+    p = _merge(p, prof.presets.get(preset, {}), f"profiles.{params.profile}.presets.{preset}")
+    p = _merge(p, overrides or {}, key("overrides"))
+    family = MODELS.get(p["family"], key=f"models.{preset}.family")
+    _validate(family.Arch, params.models[preset].arch, f"models.{preset}.arch")  # the preset, even if overridden
     return RunConfig(
         name=name,
         profile=params.profile,
         preset=preset,
-        paper=p.paper,
-        family=p.family,
-        objective=p.objective,
-        arch=arch,
+        paper=p["paper"],
+        family=p["family"],
+        objective=p["objective"],
+        arch=_validate(family.Arch, p["arch"], f"{where or 'experiment'}: arch of {preset} at profile {params.profile}"),
         dataset=dataset,
         data=data,
-        img_size=prof.img_size or p.img_size,
-        batch_size=prof.batch_size or p.batch_size,
-        lr_g=p.lr_g,
-        lr_d=p.lr_d,
-        betas=p.betas,
-        epochs=None if prof.steps else p.epochs,
-        steps=prof.steps or p.steps,
+        img_size=prof.img_size or p["img_size"],
+        batch_size=p["batch_size"],
+        lr_g=p["lr_g"],
+        lr_d=p["lr_d"],
+        betas=p["betas"],
+        epochs=p["epochs"],
+        steps=p["steps"],
         seed=params.seed,
         device=prof.device,
         train=prof.train,
     )
 
 
-def _check_arch(Arch: type[BaseModel], arch: dict, where: str) -> dict:
+def _merge(preset: dict, override: dict, where: str) -> dict:
+    """Override preset fields; `arch` and `objective` key by key; a step count replaces epochs."""
+    out = {**preset, **override}
+    for key in ("arch", "objective"):
+        out[key] = {**preset.get(key, {}), **override.get(key, {})}
+    if "steps" in override and "epochs" not in override:
+        out["epochs"] = None
+    if "epochs" in override and "steps" not in override:
+        out["steps"] = None
+    return _validate(ModelPreset, out, where)
+
+
+def _validate(model: type[BaseModel], data: dict, where: str) -> dict:
     try:
-        return Arch.model_validate(arch).model_dump()
+        return model.model_validate(data).model_dump()
     except ValidationError as e:
-        raise ConfigError(format_validation_error(where, Arch, e)) from None
+        raise ConfigError(format_validation_error(where, model, e)) from None
 
 
 def load_run_config(path: str | Path) -> RunConfig:

