@@ -1,0 +1,263 @@
+"""DEQ-GAN: a multiscale deep-equilibrium generator and a small WGAN critic.
+
+References:
+  * Monjur, Ehrenstein, Aktar & Liu, "DEQ-GAN: Deep Equilibrium Models for Generative Adversarial
+    Networks" (../shared/papers/deq-gan.txt), Sec. 3, Fig. 1-2, Table 2.
+  * Reference code: github.com/Monjur-Mahathir/DEQ-GAN-755-PROJECT (Generator.py, lib/MDEQ.py,
+    Discriminator.py, main.py).
+  * Bai, Koltun & Kolter, "Multiscale Deep Equilibrium Models" (MDEQ), NeurIPS 2020: the
+    per-resolution residual block, the multiscale fusion and the GroupNorm placement.
+  * TorchDEQ 0.1.0 (Geng & Kolter): `get_deq` does the fixed-point solve and the backward pass; this
+    file only writes f. Its option names are ours: f_solver, b_solver, f_max_iter, b_max_iter, f_tol,
+    b_tol, f_stop_mode, b_stop_mode, eval_f_max_iter, core, ift, grad, tau.
+
+The generator (Sec. 3). With n branches, branch i holds a hidden state z_i at resolution H / 2^i
+(64, 32, 16 at 64px) with ngf * 2^i channels. The injected input x is a noise image (B, C, H, W),
+a learned linear map of z ~ N(0, I_z_dim), plus, when conditional, a learned label-embedding channel
+(B, 1, H, W) (Sec. 3, "an embedding of dimension 64x64x1 ... as an extra channel"); x is
+average-pooled n-1 times ("we downsample the input image n times"), one copy per branch:
+    f(z; x)_i = relu(GN(z_i + sum_j F_ij(h_j))),    u_i = GN(Conv3x3(x_i))  (once, outside f)
+    h_j = GN(ConvT_up(relu(GN(Conv_down(z_j)))) + u_j)      # per-branch conv / conv-transpose block
+    F_ii = identity; F_ij = 1x1 conv + upsampling (j > i) or stride-2 3x3 convs (j < i)   # MDEQ fusion
+and the generator's output is the equilibrium z* = f(z*; x) (Eq. "z* = RootFind(g; x)"), each z*_i
+mapped to an image at its resolution by tanh(Conv3x3(z*_i)). `G.forward_all` returns all n images,
+highest resolution first; `G(z, y)` the highest.
+
+Where we differ from the reference code, and why:
+  * The paper's gradient is the implicit one, dl/dz* (J_g^-1) df/dtheta; the reference code could not
+    get it to work (Sec. 5.2) and backpropagated through one call of f (its hook is commented out),
+    i.e. the 1-step Jacobian-free gradient. Default here: `ift=True`, as in the paper; the reference's
+    variant is `ift=False, grad=1, tau=1.0`; phantom gradients are `ift=False, grad=k, tau`.
+  * The reference's hidden state is the image itself (3 channels, BatchNorm inside f, zeros injected
+    at the lower resolutions, and a trainable 5-layer DCGAN decoder from z in front of the DEQ, which
+    would do most of the generating). We follow the paper's Fig. 1 (an input image, downsampled and
+    injected into every branch) and MDEQ (a hidden state of ngf channels; GroupNorm, which is
+    per-sample and keeps f the same function at batch size 1 and in eval mode). The paper's input is
+    a random image; ours is a linear map of z (like the label's embedding), i.e. a noise image whose
+    pixel correlations are learned: with an i.i.d. noise image (tried first) the samples stayed
+    textured noise at quick scale, as a conv f sees only local noise.
+  * MDEQ fuses after the residual block and ends with relu -> 1x1 conv -> GN. With that post-fusion
+    layer a freshly built 3-branch f did not contract (relative residual ~1 after 60 fixed-point steps,
+    ~0.1 with Anderson); fusing inside the residual, as above, reaches 1e-4 (and is the same f at n=1).
+  * Critic (Sec. 3, Fig. 2): the paper's two 3x3 convs, each InstanceNorm + LeakyReLU(0.2), then
+    flatten and linear. The reference adds a third 3x3 conv to one channel before the linear layer and
+    keeps one critic per branch; we follow the paper: one critic on full-resolution images (lower
+    resolutions are upsampled to it, see objectives/deq.py). Widths ndf, 2*ndf (reference: 4*32, 8*32).
+"""
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from torch import nn
+from torchdeq import get_deq
+
+from ganrepro.config import Strict
+from ganrepro.models import register_family
+
+SOLVERS = ("anderson", "broyden", "fixed_point_iter", "simple_fixed_point_iter")  # torchdeq.solver
+
+
+def check_solver(name: str, key: str = "solver") -> str:
+    if name not in SOLVERS:
+        raise ValueError(f"{key}: unknown solver {name!r}; valid: {', '.join(SOLVERS)}")
+    return name
+
+
+class Arch(Strict):
+    z_dim: PositiveInt = 100  # latent size (reference main.py: z_dim = 100)
+    ngf: PositiveInt = 64  # hidden-state channels at full resolution; branch i has ngf * 2^i
+    ndf: PositiveInt = 128  # critic widths ndf, 2*ndf (reference: 4 * 32, 8 * 32)
+    n_branches: PositiveInt = 1  # resolutions H, H/2, ... (Table 2: 1 or 3)
+    conditional: bool = True  # label-embedding channel in G's input and D's input (Sec. 3)
+    # ---- torchdeq: solver and backward (names as in torchdeq.get_deq)
+    core: Literal["sliced", "indexing"] = "sliced"
+    f_solver: str = "broyden"  # reference: broyden, 30 steps
+    b_solver: str = "broyden"  # reference: broyden, 40 steps
+    f_max_iter: PositiveInt = 30
+    b_max_iter: PositiveInt = 40
+    f_tol: float = Field(1e-3, gt=0)
+    b_tol: float = Field(1e-6, gt=0)
+    f_stop_mode: Literal["abs", "rel"] = "rel"  # f_tol bounds ||f(z)-z|| / ||f(z)||
+    b_stop_mode: Literal["abs", "rel"] = "rel"
+    eval_f_max_iter: NonNegativeInt = 0  # eval-mode forward steps; 0 = f_max_iter
+    ift: bool = True  # implicit (IFT) gradient, as in the paper; False = phantom gradient
+    grad: PositiveInt = 1  # phantom-gradient steps k (ift=False); k=1, tau=1 is the 1-step JFB
+    tau: float = Field(1.0, gt=0, le=1)  # phantom-gradient damping
+
+    @field_validator("f_solver", "b_solver")
+    @classmethod
+    def _known_solver(cls, v: str, info) -> str:
+        return check_solver(v, info.field_name)
+
+
+def deq_kwargs(arch: Arch) -> dict:
+    """The torchdeq options of an Arch, for `torchdeq.get_deq(**deq_kwargs(arch))`."""
+    keys = ("core", "f_solver", "b_solver", "f_max_iter", "b_max_iter", "f_tol", "b_tol",
+            "f_stop_mode", "b_stop_mode", "eval_f_max_iter", "ift", "grad", "tau")
+    return {k: getattr(arch, k) for k in keys}
+
+
+def make_deq(arch: Arch) -> nn.Module:
+    check_solver(arch.f_solver, "f_solver"), check_solver(arch.b_solver, "b_solver")
+    return get_deq(**deq_kwargs(arch))
+
+
+def gn(c: int) -> nn.GroupNorm:
+    return nn.GroupNorm(math.gcd(8, c), c)  # MDEQ: GroupNorm, up to 8 groups
+
+
+def small_init(*modules: nn.Module | None) -> None:
+    """N(0, 0.02) for the per-pixel noise / label maps: PyTorch's defaults (U(+-1/sqrt(z_dim)), N(0, 1))
+    start them as white noise that Adam (steps ~lr) takes thousands of steps to reshape."""
+    for m in modules:
+        if m is not None:
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if getattr(m, "bias", None) is not None:
+                nn.init.zeros_(m.bias)
+
+
+class Block(nn.Module):
+    """Per-resolution conv / conv-transpose block with the injection (MDEQ's block, residual outside)."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.down = nn.Conv2d(c, 2 * c, 4, 2, 1, bias=False)  # (B, c, H, W) -> (B, 2c, H/2, W/2)
+        self.up = nn.ConvTranspose2d(2 * c, c, 4, 2, 1, bias=False)  # -> (B, c, H, W)
+        self.n1, self.n2 = gn(2 * c), gn(c)
+
+    def forward(self, z: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.n1(self.down(z)))  # (B, 2c, H/2, W/2)
+        return self.n2(self.up(h) + u)  # (B, c, H, W), + injection
+
+
+def fuse_layer(c: list[int], j: int, i: int) -> nn.Module:
+    """Branch j -> branch i (MDEQ): 1x1 conv + nearest upsampling, or stride-2 3x3 convs down."""
+    if j > i:
+        return nn.Sequential(nn.Conv2d(c[j], c[i], 1, bias=False), gn(c[i]), nn.Upsample(scale_factor=2 ** (j - i)))
+    layers = []
+    for k in range(i - j):  # (B, c_j, H, W) -> (B, c_i, H / 2^(i-j), W / 2^(i-j))
+        last = k == i - j - 1
+        layers += [nn.Conv2d(c[j], c[i] if last else c[j], 3, 2, 1, bias=False), gn(c[i] if last else c[j])]
+        if not last:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class F_(nn.Module):
+    """f(z; u): the only part torchdeq iterates. z, u: lists of (B, c_i, H_i, W_i), highest first.
+
+    f(z; u)_i = relu(GN_i(z_i + sum_j F_ij(Block_j(z_j, u_j))))    F_ii = identity
+    """
+
+    def __init__(self, c: list[int]):
+        super().__init__()
+        n = len(c)
+        self.blocks = nn.ModuleList(Block(ci) for ci in c)
+        self.fuse = nn.ModuleList(
+            nn.ModuleList(nn.Identity() if i == j else fuse_layer(c, j, i) for j in range(n)) for i in range(n)
+        )
+        self.norm = nn.ModuleList(gn(ci) for ci in c)
+
+    def forward(self, z: list[torch.Tensor], u: list[torch.Tensor]) -> list[torch.Tensor]:
+        h = [blk(zi, ui) for blk, zi, ui in zip(self.blocks, z, u)]  # [(B, c_i, H_i, W_i)]
+        n = len(h)
+        return [F.relu(self.norm[i](z[i] + sum(self.fuse[i][j](h[j]) for j in range(n)))) for i in range(n)]
+
+
+class G(nn.Module):
+    def __init__(self, arch: Arch, channels: int = 3, img_size: int = 64, n_classes: int = 1):
+        super().__init__()
+        n = arch.n_branches
+        if img_size % 2**n or img_size // 2 ** (n - 1) < 4:
+            raise ValueError(f"img_size {img_size} is too small or odd for {n} branches (lowest needs >= 4px)")
+        self.z_dim, self.img_size, self.n_branches = arch.z_dim, img_size, n
+        self.channels = channels
+        self.noise = nn.Linear(arch.z_dim, channels * img_size * img_size)  # z -> noise image (B, C, H, W)
+        self.embed = nn.Embedding(n_classes, img_size * img_size) if arch.conditional and n_classes > 1 else None
+        x_ch = channels + (self.embed is not None)
+        self.c = [arch.ngf * 2**i for i in range(n)]
+        self.inject = nn.ModuleList(nn.Sequential(nn.Conv2d(x_ch, ci, 3, 1, 1), gn(ci)) for ci in self.c)  # u_i
+        self.f = F_(self.c)
+        self.to_img = nn.ModuleList(nn.Sequential(nn.Conv2d(ci, channels, 3, 1, 1), nn.Tanh()) for ci in self.c)
+        self.deq = make_deq(arch)
+        small_init(self.noise, self.embed)
+        self.info: dict[str, torch.Tensor] = {}  # torchdeq forward stats of the last solve
+        self.b_info: dict[str, torch.Tensor] = {}  # torchdeq backward stats (IFT only)
+
+    def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        device = next(self.parameters()).device
+        return torch.randn(n, self.z_dim, generator=generator).to(device)  # z ~ N(0, I)
+
+    def inputs(self, z: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
+        """x_i: the noise image (+ label channel), average-pooled to each branch's resolution."""
+        x = self.noise(z).view(-1, self.channels, self.img_size, self.img_size)  # (B, C, H, W)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this conditional G needs labels y")
+            x = torch.cat([x, self.embed(y).view(-1, 1, self.img_size, self.img_size)], 1)  # (B, C+1, H, W)
+        return [x if i == 0 else F.avg_pool2d(x, 2**i) for i in range(self.n_branches)]
+
+    def solve(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """z* = f(z*; x) by torchdeq: list of (B, c_i, H_i, W_i), highest resolution first."""
+        u = [inj(xi) for inj, xi in zip(self.inject, self.inputs(z, y))]  # (B, c_i, H_i, W_i)
+        z0 = [torch.zeros_like(ui) for ui in u]
+        z_out, info = self.deq(lambda *zs: self.f(list(zs), u), z0, backward_writer=self._record_backward)
+        self.info = {k: v.detach() for k, v in info.items()}
+        return list(z_out[-1])
+
+    def _record_backward(self, info) -> None:
+        self.b_info = {k: v.detach() for k, v in info.items()}
+
+    def solver_stats(self) -> dict[str, float]:
+        """The last solve's forward steps and residual, and the last IFT backward's, as floats."""
+        stats = {}
+        if self.info:
+            stats |= {"deq_f_steps": self.info["nstep"].float().mean().item(),
+                      "deq_f_rel_residual": self.info["rel_lowest"].float().mean().item(),
+                      "deq_f_abs_residual": self.info["abs_lowest"].float().mean().item()}
+        if self.b_info:
+            stats |= {"deq_b_steps": self.b_info["nstep"].float().mean().item(),
+                      "deq_b_rel_residual": self.b_info["rel_lowest"].float().mean().item()}
+        return stats
+
+    def forward_all(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
+        return [img(zi) for img, zi in zip(self.to_img, self.solve(z, y))]  # [(B, C, H/2^i, W/2^i)]
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.to_img[0](self.solve(z, y)[0])  # (B, C, H, W)
+
+
+class D(nn.Module):
+    """Critic (Fig. 2): [conv3x3 -> InstanceNorm -> LeakyReLU(0.2)] x 2 -> flatten -> linear."""
+
+    def __init__(self, ndf: int = 128, channels: int = 3, img_size: int = 64, n_classes: int = 1,
+                 conditional: bool = True):
+        super().__init__()
+        self.img_size = img_size
+        self.embed = nn.Embedding(n_classes, img_size * img_size) if conditional and n_classes > 1 else None
+        c_in = channels + (self.embed is not None)
+        self.net = nn.Sequential(
+            nn.Conv2d(c_in, ndf, 3, 1, 0), nn.InstanceNorm2d(ndf), nn.LeakyReLU(0.2),  # (B, ndf, H-2, W-2)
+            nn.Conv2d(ndf, 2 * ndf, 3, 1, 0), nn.InstanceNorm2d(2 * ndf), nn.LeakyReLU(0.2),  # (B, 2ndf, H-4, W-4)
+            nn.Flatten(),
+        )
+        self.fc = nn.Linear(2 * ndf * (img_size - 4) ** 2, 1)
+        small_init(self.embed)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("this conditional D needs labels y")
+            x = torch.cat([x, self.embed(y).view(-1, 1, self.img_size, self.img_size)], 1)  # (B, C+1, H, W)
+        return self.fc(self.net(x)).flatten()  # (B,) critic values
+
+
+def build(arch: Arch, img_size: int, channels: int, n_classes: int) -> tuple[G, D]:
+    return G(arch, channels, img_size, n_classes), D(arch.ndf, channels, img_size, n_classes, arch.conditional)
+
+
+register_family("deq", Arch, build)

@@ -1,0 +1,200 @@
+"""DEQ-GAN family (models/deq.py) and its objective (objectives/deq.py), tiny widths on CPU."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from pydantic import ValidationError
+
+from conftest import changed, snapshot, tiny_run
+from ganrepro.models import MODELS, build_models
+from ganrepro.models.deq import SOLVERS, Arch, build, check_solver, make_deq
+from ganrepro.objectives import OBJECTIVES
+from ganrepro.objectives.deq import DEQWGAN, at_full_size, real_pyramid
+from ganrepro.training.loop import build as build_run, train_step
+
+TINY = dict(z_dim=8, ngf=4, ndf=4, f_solver="anderson", b_solver="anderson", f_max_iter=6, b_max_iter=6)
+
+
+def tiny_g(n_branches=1, img_size=32, channels=1, n_classes=10, **kw):
+    torch.manual_seed(0)
+    return build(Arch(**{**TINY, "n_branches": n_branches, **kw}), img_size, channels, n_classes)
+
+
+# ---------------------------------------------------------------- shapes
+@pytest.mark.parametrize("img_size", [32, 64])
+@pytest.mark.parametrize("n_branches", [1, 3])
+def test_shapes_every_resolution(n_branches, img_size):
+    G, D = tiny_g(n_branches, img_size, channels=3)
+    z, y = G.sample_z(2), torch.tensor([1, 7])
+    assert z.shape == (2, 8)
+    outs = G.forward_all(z, y)
+    assert [o.shape for o in outs] == [(2, 3, img_size // 2**i, img_size // 2**i) for i in range(n_branches)]
+    G.eval()
+    with torch.no_grad():
+        x = G(z, y)
+    assert x.shape == (2, 3, img_size, img_size) and x.abs().max() <= 1
+    assert D(x, y).shape == (2,)
+
+
+def test_conditional_needs_labels_and_labels_matter():
+    G, D = tiny_g()
+    G.eval()
+    z = G.sample_z(2)
+    with pytest.raises(ValueError, match="labels"):
+        G(z)
+    with torch.no_grad():
+        a, b = G(z, torch.tensor([0, 0])), G(z, torch.tensor([3, 3]))
+    assert not torch.allclose(a, b)
+    Gu, Du = tiny_g(n_classes=1)  # unlabelled data: no embedding, y may be None
+    assert Gu.embed is None and Du(Gu(Gu.sample_z(2)), None).shape == (2,)
+
+
+# ---------------------------------------------------------------- (1) forward equilibrium
+def relative_residual(G, z, y) -> torch.Tensor:
+    """||f(z*) - z*|| / ||z*|| per sample, with f evaluated independently of the solver."""
+    with torch.no_grad():
+        zs = G.solve(z, y)
+        u = [inj(x) for inj, x in zip(G.inject, G.inputs(z, y))]
+        fz = G.f(zs, u)
+    flat = lambda t: torch.cat([ti.flatten(1) for ti in t], 1)  # noqa: E731
+    return (flat(fz) - flat(zs)).norm(dim=1) / flat(zs).norm(dim=1)
+
+
+@pytest.mark.parametrize("solver,n_branches,f_max_iter", [
+    ("anderson", 1, 40), ("broyden", 1, 40), ("fixed_point_iter", 1, 60), ("anderson", 3, 80),
+])
+def test_forward_residual_below_tolerance(solver, n_branches, f_max_iter):
+    tol = 1e-3
+    G, _ = tiny_g(n_branches, ngf=8, f_solver=solver, f_max_iter=f_max_iter, f_tol=tol)
+    G.eval()
+    z, y = G.sample_z(3), torch.tensor([0, 4, 9])
+    res = relative_residual(G, z, y)
+    assert (res < tol).all(), res
+    assert G.solver_stats()["deq_f_rel_residual"] < tol
+    # the check can fail: two steps are far from the equilibrium
+    G2, _ = tiny_g(n_branches, ngf=8, f_solver=solver, f_max_iter=2, f_tol=tol)
+    G2.eval()
+    assert (relative_residual(G2, z, y) > 10 * tol).all()
+
+
+# ---------------------------------------------------------------- (2) implicit gradient
+def contractive_problem(seed=0, d=6, m=4, b=3):
+    """f(z; x) = tanh(W z + U x) with ||W||_2 = 0.5: a contraction with a unique fixed point."""
+    g = torch.Generator().manual_seed(seed)
+    W = torch.randn(d, d, generator=g, dtype=torch.float64)
+    W = (0.5 * W / torch.linalg.matrix_norm(W, ord=2)).requires_grad_(True)
+    U = torch.randn(d, m, generator=g, dtype=torch.float64).requires_grad_(True)
+    x = torch.randn(b, m, generator=g, dtype=torch.float64).requires_grad_(True)
+    c = torch.randn(b, d, generator=g, dtype=torch.float64)
+    f = lambda z: torch.tanh(z @ W.T + x @ U.T)  # noqa: E731  (b, d) -> (b, d)
+    return f, (W, U, x), c
+
+
+def grads(loss, params):
+    return torch.autograd.grad(loss, params)
+
+
+def unrolled_gradient(n_iter=200):
+    f, params, c = contractive_problem()
+    z = torch.zeros_like(c)
+    for _ in range(n_iter):  # 0.5^200: the unrolled graph is the exact equilibrium's, to float64
+        z = f(z)
+    return grads((c * z).sum(), params)
+
+
+def deq_gradient(**arch):
+    f, params, c = contractive_problem()
+    deq = make_deq(Arch(**arch))
+    deq.train()
+    z_out, _ = deq(f, torch.zeros_like(c))
+    return grads((c * z_out[-1]).sum(), params)
+
+
+def rel_err(a, b) -> float:
+    return max(((x - y).norm() / y.norm()).item() for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("solver", ["fixed_point_iter", "anderson", "broyden"])
+def test_ift_gradient_matches_unrolled_autograd(solver):
+    ref = unrolled_gradient()
+    ift = deq_gradient(ift=True, f_solver=solver, b_solver=solver, f_max_iter=200, b_max_iter=200,
+                       f_tol=1e-13, b_tol=1e-13, f_stop_mode="abs", b_stop_mode="abs")
+    assert rel_err(ift, ref) < 1e-6
+    # the reference code's 1-step Jacobian-free gradient is not the implicit one: the test can tell
+    jfb = deq_gradient(ift=False, grad=1, f_solver=solver, f_max_iter=200, f_tol=1e-13, f_stop_mode="abs")
+    assert rel_err(jfb, ref) > 1e-3
+
+
+# ---------------------------------------------------------------- (4) one training step
+def deq_run(n_branches=1, objective=None, **arch):
+    return tiny_run(family="deq", preset="deq", objective={"name": "deq_wgan", "n_critic": 2, **(objective or {})},
+                    arch={**TINY, "n_branches": n_branches, **arch})
+
+
+def fake_data(n=8, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    real = torch.rand(n, 1, size, size, generator=g) * 2 - 1
+    y = torch.randint(0, 10, (n,), generator=g)
+    while True:
+        yield real, y
+
+
+@pytest.mark.parametrize("backward", [dict(ift=True), dict(ift=False, grad=1), dict(ift=False, grad=3, tau=0.6)])
+def test_one_step_finite_and_updates(backward):
+    torch.manual_seed(0)
+    G, D, obj = build_run(deq_run(**backward), channels=1, n_classes=10, device=torch.device("cpu"))
+    assert isinstance(obj, DEQWGAN) and obj.n_critic == 2
+    g0, d0 = snapshot(G), snapshot(D)
+    logs = train_step(obj, fake_data())
+    assert all(math.isfinite(v) for v in logs.values()), logs
+    assert changed(g0, G) and changed(d0, D)
+    assert {"loss_d", "loss_g", "gp", "deq_f_steps", "deq_f_rel_residual"} <= logs.keys()
+    assert 1 <= logs["deq_f_steps"] <= TINY["f_max_iter"]
+    assert ("deq_b_steps" in logs) == backward["ift"]
+
+
+def test_multires_loss_trains_every_branch_unlike_branch0_only():
+    """`mean` (the paper) trains the lower-resolution read-outs; `highest` (the reference code) cannot."""
+    for multires, trained in [("mean", True), ("highest", False)]:
+        torch.manual_seed(0)
+        G, D, obj = build_run(deq_run(3, objective={"multires": multires}), 1, 10, torch.device("cpu"))
+        before = [snapshot(m) for m in G.to_img]
+        train_step(obj, fake_data())
+        assert changed(before[0], G.to_img[0])
+        assert [changed(b, m) for b, m in zip(before[1:], G.to_img[1:])] == [trained, trained]
+
+
+def test_multires_generator_loss_is_mean_over_resolutions():
+    torch.manual_seed(0)
+    G, D, obj = build_run(deq_run(3), 1, 10, torch.device("cpu"))
+    real, y = next(fake_data())
+    fakes = [torch.rand(8, 1, 32 // 2**i, 32 // 2**i) for i in range(3)]
+    _, x_fake, yy = obj.images(real, y, fakes)
+    with torch.no_grad():
+        pooled = -D(x_fake, yy).mean()
+        per_res = [-D(torch.nn.functional.interpolate(f, size=32, mode="bilinear"), y).mean() for f in fakes]
+    assert torch.allclose(pooled, torch.stack(per_res).mean(), atol=1e-6)
+    reals = real_pyramid(real, 3)
+    assert [r.shape[-1] for r in reals] == [32, 16, 8]
+    assert torch.allclose(reals[2][0, 0, 0, 0], real[0, 0, :4, :4].mean())
+    assert at_full_size(reals, 32).shape == (24, 1, 32, 32)
+
+
+# ---------------------------------------------------------------- (5) solver names, registry
+def test_unknown_solver_lists_valid_names():
+    for key in ("f_solver", "b_solver"):
+        with pytest.raises(ValidationError) as e:
+            Arch(**{key: "newton"})
+        assert all(s in str(e.value) for s in ("anderson", "broyden", "fixed_point_iter")), str(e.value)
+    with pytest.raises(ValueError, match="valid: " + ", ".join(SOLVERS)):
+        check_solver("newton")
+    with pytest.raises(ValidationError, match="anderson"):
+        build_models("deq", {"f_solver": "newton"}, 32, 1, 10)
+
+
+def test_registry_names_build():
+    assert MODELS.get("deq").Arch is Arch and OBJECTIVES.get("deq_wgan") is DEQWGAN
+    G, D = build_models("deq", TINY, 32, 1, 10)
+    assert G.deq.f_max_iter == TINY["f_max_iter"]
