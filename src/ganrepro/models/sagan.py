@@ -13,6 +13,9 @@ layers (16x16, 32x32) and D's 3rd and 4th (8x8, 4x4), as the report says; at 32p
 have one layer fewer, after G's 2nd and 3rd and D's 2nd and 3rd, so both sizes keep two blocks each.
 G keeps batch norm after each spectrally normalised layer (report Sec. 4.4); D has none, as in the
 reference (spectral norm takes its place).
+The report's "Wasserstein loss" is trained as its reference does by default (adv_loss 'wgan-gp'): the
+objective `wgan_gp` with one critic step per G step. Without the penalty, the critic's values grow
+without bound here (the last conv and the attention convs are not normalised, as in the reference).
 """
 from __future__ import annotations
 
