@@ -56,3 +56,29 @@ def test_runs_from_dvc_temp_workspaces_land_in_the_outer_project(tmp_path, monke
     assert paths.tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert paths.tracking_uri() == "http://127.0.0.1:5000"
+
+
+def test_a_terminated_stage_ends_its_run_killed_not_running(mlflow_store, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    script = tmp_path / "stage.py"
+    script.write_text(
+        "import time\n"
+        "from ganrepro import cli\n"
+        "from ganrepro.tracking import Tracker\n"
+        "def main():\n"
+        "    with Tracker('slow', stage='train', profile='quick'):\n"
+        "        print('started', flush=True)\n"
+        "        time.sleep(60)\n"
+        "cli.main(main, 'train')\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=os.environ)
+    assert proc.stdout.readline().strip() == "started"
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    _, (run,) = runs(mlflow_store)
+    assert run.info.status == "KILLED"

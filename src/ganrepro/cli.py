@@ -1,6 +1,7 @@
 """What every stage script shares: load params, turn known errors into one clear line and exit 2."""
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Callable
 
@@ -21,7 +22,13 @@ def run_name(argv: list[str] | None = None) -> str:
     return parser.parse_args(argv).run
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def main(stage: Callable[[], object], name: str) -> None:
+    """Run a stage; SIGTERM (as from `kill` or a scheduler) unwinds like Ctrl-C, so MLflow runs end KILLED."""
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         stage()
     except USER_ERRORS as e:
