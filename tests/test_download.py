@@ -141,3 +141,20 @@ def test_torchvision_download_path_accepts_verified_local_files(tmp_path):
     spec.download(raw)
     img, label = next(spec.iter_images(raw))
     assert img.size == (28, 28) and label == 9  # the first training image is an ankle boot
+
+
+def test_every_shipped_manifest_pins_its_urls_and_hashes():
+    import json
+    import re
+
+    from ganrepro.data.datasets import MANIFESTS
+
+    manifests = sorted(MANIFESTS.glob("*.json"))
+    assert {m.stem for m in manifests} >= {"pokemon", "vangogh", "anime_faces"}
+    for path in manifests:
+        m = json.loads(path.read_text())
+        entries = m["files"] or [m["archive"]]
+        for f in entries:
+            assert re.search(r"/[0-9a-f]{40}/", f["url"]), f"{path.name}: {f['url']} is not pinned to a commit"
+            assert re.fullmatch(r"[0-9a-f]{64}", f["sha256"]), f"{path.name}: bad sha256 for {f['url']}"
+        assert m["name"] == path.stem and m["notes"]
