@@ -44,7 +44,7 @@ def project(tmp_path_factory):
     quick = params["profiles"]["quick"]
     quick.update(TINY)
     for preset in params["models"]:  # every family, six steps
-        quick["presets"][preset] = {**quick["presets"].get(preset, {}), "steps": 6}
+        quick["presets"][preset] = {**quick["presets"].get(preset, {}), "steps": 6, "batch_size": 8}
     first_of_each = {}
     for name, spec in params["runs"].items():  # one paper run per preset keeps the test short
         first_of_each.setdefault(spec["preset"], name)
