@@ -1,23 +1,32 @@
-"""Stage evaluate: FID (every available backend) and LPIPS diversity of one trained run.
+"""Stage evaluate: FID, KID, Inception Score and LPIPS of one trained run, its FID-vs-step curve,
+and the spread of FID over its training seeds (profiles.<profile>.seeds).
 
-Writes reports/metrics/evaluate/<run>.json (values with their protocols) and logs an MLflow run.
+Writes reports/metrics/evaluate/<run>.json (values with their protocols), the curve
+reports/plots/<run>_fid.csv (one row per training snapshot), and logs an MLflow run.
 """
-from ganrepro import cli, pipeline
-from ganrepro.config import load_params
+from ganrepro import cli, paths, pipeline
+from ganrepro.config import eval_config, load_params
 from ganrepro.data.preprocess import load_processed
-from ganrepro.evaluation import evaluate
+from ganrepro.evaluation import evaluate, fid_curve
 from ganrepro.tracking import Tracker, flatten
-from ganrepro.utils import resolve_device, write_json
+from ganrepro.utils import atomic_path, resolve_device, write_json
 
 
 def main() -> None:
     params = load_params()
     run = pipeline.run(params, cli.run_name())
+    cfg, device = eval_config(params, run.name), resolve_device(params.active.device)
+    processed = load_processed(pipeline.processed_file(run))
     with Tracker(f"{run.name}-eval", stage="evaluate", profile=run.profile) as tracker:
-        results = evaluate(run, load_processed(pipeline.processed_file(run)), pipeline.run_dir(run) / "checkpoint.pt",
-                           params.active.eval, resolve_device(params.active.device))
-        tracker.log_config(run.model_dump(mode="json") | {"eval": params.active.eval.model_dump()})
+        tracker.log_config(run.model_dump(mode="json") | {"eval": cfg.model_dump()})
+        checkpoints = [out_dir / "checkpoint.pt" for _, out_dir in pipeline.seed_runs(run, params.active.seeds)]
+        results = evaluate(run, processed, checkpoints[0], cfg, device, other_seeds=checkpoints[1:])
+        curve = fid_curve(run, processed, pipeline.snapshots(run), cfg, device)
         tracker.log_metrics({k: v for k, v in flatten(results).items() if k.endswith(".value")})
+        for row in curve.to_dict("records"):
+            tracker.log_metrics({k: v for k, v in row.items() if k != "step"}, step=int(row["step"]))
+    with atomic_path(paths.PLOTS / f"{run.name}_fid.csv") as tmp:
+        curve.to_csv(tmp, index=False)
     write_json(pipeline.metrics_file("evaluate", run), results)
 
 

@@ -120,19 +120,23 @@ def test_a_bad_profile_override_names_the_profile_key(params_file):
         resolve_experiment(load_params(params_file))
 
 
-def test_run_overrides_merge_over_the_preset_and_the_profile(params_file):
+def test_the_profile_scale_merges_over_a_runs_overrides(params_file):
     from ganrepro.config import resolve_paper_run
 
     def add_run(d):
         d["runs"]["wide"] = {"preset": "dcgan", "dataset": "mnist", "feeds": "t",
-                             "overrides": {"arch": {"ndf": 48}, "lr_g": 1e-3, "epochs": 3}}
+                             "overrides": {"arch": {"ndf": 48, "z_dim": 64}, "lr_g": 1e-3, "epochs": 3}}
 
     edit(params_file, add_run)
     params = load_params(params_file)
     run = resolve_paper_run(params, "wide")
-    assert run.arch == {"z_dim": 100, "ngf": 32, "ndf": 48}  # preset <- quick widths <- the run's own
-    assert run.lr_g == 1e-3 and run.epochs == 3 and run.steps is None  # epochs replace the quick steps
+    # preset <- the run's own <- the quick profile's scale: quick's widths and steps win, the rest stays
+    assert run.arch == {"z_dim": 64, "ngf": 32, "ndf": 32}
+    assert run.lr_g == 1e-3 and run.steps == 800 and run.epochs is None
     assert run.dataset == "mnist" and run.data == "mnist5k"
+    edit(params_file, lambda d: d.update(profile="paper"))
+    run = resolve_paper_run(load_params(params_file), "wide")
+    assert run.arch == {"z_dim": 64, "ngf": 64, "ndf": 48} and run.epochs == 3 and run.steps is None
     with pytest.raises(ConfigError, match=r"runs: unknown run 'narrow'; valid: .*wide"):
         resolve_paper_run(params, "narrow")
 
@@ -146,3 +150,15 @@ def test_a_bad_run_names_its_key(params_file):
     edit(params_file, lambda d: d["runs"].update(bad={"preset": "nope", "dataset": "mnist", "feeds": "t"}))
     with pytest.raises(ConfigError, match=r"runs.bad.preset: unknown preset 'nope'; valid: .*dcgan"):
         resolve_paper_run(load_params(params_file), "bad")
+
+
+def test_extra_training_seeds_get_their_own_folders(params_file):
+    from ganrepro import paths, pipeline
+
+    params = load_params(params_file)
+    run = resolve_experiment(params)
+    seeds = pipeline.seed_runs(run, 3)
+    assert [cfg.seed for cfg, _ in seeds] == [run.seed, run.seed + 1, run.seed + 2]
+    assert [d for _, d in seeds] == [paths.RUNS / "experiment", paths.RUNS / "experiment/seeds" / str(run.seed + 1),
+                                     paths.RUNS / "experiment/seeds" / str(run.seed + 2)]
+    assert params.active.seeds == 1 and params.profiles["paper"].seeds == 3

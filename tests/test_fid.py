@@ -61,8 +61,11 @@ def test_real_stats_are_computed_once_then_read_from_the_cache(tmp_path):
 
     images = torch.randint(0, 256, (40, 1, 4, 4), dtype=torch.uint8)
     backend, path = CountingBackend(), tmp_path / "stats.npz"
-    mu1, s1, proto = fid.real_stats(path, backend, images, n=30, batch_size=10)
+    mu1, s1, f1, proto = fid.real_stats(path, backend, images, n=30, batch_size=10, keep=12)
     assert backend.calls == 3 and proto == {"backend": "fake", "dims": 4, "n_real": 30}
-    mu2, s2, _ = fid.real_stats(path, backend, images, n=30, batch_size=10)
-    assert backend.calls == 3 and np.array_equal(mu1, mu2) and np.array_equal(s1, s2)
+    assert f1.shape == (12, 4) and f1.dtype == np.float32
+    mu2, s2, f2, _ = fid.real_stats(path, backend, images, n=30, batch_size=10, keep=12)
+    assert backend.calls == 3 and np.array_equal(mu1, mu2) and np.array_equal(s1, s2) and np.array_equal(f1, f2)
+    fid.real_stats(path, backend, images, n=30, batch_size=10, keep=20)  # more kept features than cached
+    assert backend.calls == 6
     assert [p.name for p in tmp_path.iterdir()] == ["stats.npz"]

@@ -87,3 +87,36 @@ def test_real_lpips_runs_on_the_cached_backbone(digits):
     dist, _ = LPIPS.get("lpips_alex")(torch.device("cpu"))
     x = digits["images"][:4].float() / 127.5 - 1
     assert torch.allclose(dist(x, x), torch.zeros(4), atol=1e-5) and (dist(x, x.flip(0)) > 0).all()
+
+
+def test_evaluate_reports_fid_kid_is_lpips_and_the_fid_curve(feature_net, digits, tmp_path, mlflow_store):
+    """A tiny DCGAN trained on the digits, evaluated as the stage does, with every metric's protocol."""
+    from conftest import tiny_run
+    from ganrepro.config import EvalConfig, TrainSettings
+    from ganrepro.tracking import Tracker
+    from ganrepro.training.loop import train
+
+    run = tiny_run(steps=4, train=TrainSettings(log_every=1, sample_every=9, n_samples=4, snapshots=2))
+    images = torch.nn.functional.interpolate(digits["images"][:600].float(), size=32).to(torch.uint8)
+    processed = {"images": images, "labels": digits["labels"][:600], "n_classes": 10}
+    with Tracker("t", stage="train", profile="quick") as tracker:
+        train(run, processed, tmp_path / "run", tracker)
+    cfg = EvalConfig.model_validate({
+        "fid": {"backends": ["digit_classifier"], "n_real": 500, "n_fake": 200, "paper_n_fake": 50,
+                "curve_n_fake": 100, "batch_size": 100, "kid_subsets": 5, "kid_subset_size": 50, "kid_n_real": 300},
+        "lpips": {"backends": ["lpips_digit"], "n_pairs": 20},
+        "inception_score": {"backends": ["digit_classifier"], "optional_backends": ["inception"], "n_fake": 100, "splits": 5},
+    })
+    res = evaluation.evaluate(run, processed, tmp_path / "run" / "checkpoint.pt", cfg, torch.device("cpu"))
+    fid_ = res["fid"]["digit_classifier"]
+    assert fid_["value"] > 0 and fid_["protocol"]["n_fake"] == 200 and fid_["protocol"]["n_real"] == 500
+    assert res["fid_paper_n"]["digit_classifier"]["protocol"]["n_fake"] == 50
+    kid = res["kid"]["digit_classifier"]
+    assert kid["protocol"]["n_real"] == 300 and kid["protocol"]["subset_size"] == 50 and kid["std"] >= 0
+    assert 1 <= res["inception_score"]["digit_classifier"]["value"] <= 10  # at most the 10 classes
+    assert "skipped" in res["inception_score"]["inception"]
+    assert res["lpips_real_fake"]["lpips_digit"]["protocol"]["pairs"] == "real x independent fake"
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("*.pt"))
+    curve = evaluation.fid_curve(run, processed, snaps, cfg, torch.device("cpu"))
+    assert list(curve.columns) == ["step", "fid_digit_classifier"] and list(curve.step) == [2, 4]
+    assert (curve.fid_digit_classifier > 0).all()

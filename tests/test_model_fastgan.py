@@ -188,3 +188,17 @@ def test_lpips_digit_recon_loss_uses_the_digit_classifier(monkeypatch, tmp_path)
         _d_step_with({"recon_loss": "lpips_digit"})
     torch.save(DigitClassifier().state_dict(), tmp_path / "digit_classifier.pt")
     _d_step_with({"recon_loss": "lpips_digit"})
+
+
+def test_reconstruction_figures_pair_each_target_with_its_decoder_output():
+    torch.manual_seed(0)
+    _, D, objective = build(fastgan_run(3), channels=1, n_classes=10, device=torch.device("cpu"))
+    real = torch.rand(10, 1, 32, 32) * 2 - 1
+    figures = objective.figures(real, torch.zeros(10, dtype=torch.long))
+    assert set(figures) == {f"reconstructions_{k}" for k in D.decoders}
+    targets = D.recon_targets(real[:8], part=0)
+    for k, (images, per_row) in figures.items():
+        name = k.removeprefix("reconstructions_")
+        assert per_row == 8 and images.shape == (16, *targets[name].shape[1:])
+        assert torch.equal(images[:8], targets[name])  # first row: the targets, the second: S_i(f_i)
+    assert D.training  # left in training mode

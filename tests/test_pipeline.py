@@ -18,7 +18,7 @@ from conftest import ROOT
 pytestmark = pytest.mark.slow
 
 TINY = {
-    "train": {"log_every": 2, "sample_every": 3, "n_samples": 16},
+    "train": {"log_every": 2, "sample_every": 3, "n_samples": 16, "snapshots": 2},
     "profiling": {"steps": 2, "warmup": 1},
     "feature_net": {"epochs": 1, "batch_size": 128, "lr": 1.0e-3, "holdout": 500, "seed": 0},
 }
@@ -49,13 +49,16 @@ def project(tmp_path_factory):
     for name, spec in params["runs"].items():  # one paper run per preset keeps the test short
         first_of_each.setdefault(spec["preset"], name)
     params["runs"] = {name: params["runs"][name] for name in first_of_each.values()}
-    params["profiles"]["quick"]["eval"]["fid"].update(n_real=500, n_fake=200, batch_size=100)
+    params["profiles"]["quick"]["eval"]["fid"].update(n_real=500, n_fake=200, curve_n_fake=100, batch_size=100,
+                                                      kid_subset_size=100, kid_n_real=500)
+    params["profiles"]["quick"]["eval"]["inception_score"].update(n_fake=100)
     params["profiles"]["quick"]["eval"]["lpips"].update(n_pairs=20)
     params["lr"] = "LR"
     text = yaml.safe_dump(params, sort_keys=False).replace("lr: LR", "lr: 1e-4")  # as a person types it
     (dest / "params.yaml").write_text(text)
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANREPRO_ROOT")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    env["PYTHONPATH"] = str(dest / "src")  # the clone's own library, not the editable install's
     env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
     sh("git init -q && git config user.name t && git config user.email t@t && git add -A && git commit -qm init",
        dest, env)
@@ -85,6 +88,33 @@ def test_dvc_repro_regenerates_the_report_offline(project, repro):
     assert "Quick profile" in page and "148.72" in page
     for f in ["figures/experiment_samples.png", "figures/experiment_losses.png", "tables/experiment_metrics.csv"]:
         assert (dest / "reports" / f).stat().st_size > 0
+
+
+
+def test_every_papers_page_has_its_tables_claims_and_figures(project, repro):
+    import pandas as pd
+
+    dest, _ = project
+    reports = dest / "reports"
+    claims = pd.read_csv(reports / "claims.csv")
+    assert set(claims.claim_id) == {"sagan_beats_dcgan", "deq_less_memory_more_time", "one_branch_beats_three",
+                                    "decoders_beat_baseline", "mglobal_tracks_quality"}
+    assert {"direction_reproduced", "paper_direction", "our_numbers", "paper_numbers"} <= set(claims.columns)
+    for paper in ["dcgan-vs-sagan", "deq-gan", "began", "fastgan-decoders"]:
+        page = (reports / f"{paper}.md").read_text()
+        assert "Quick profile" in page and "not paper-scale results" in page
+        for image in [line.split("](")[1].rstrip(")") for line in page.split("![")[1:]]:
+            image = image.split(")")[0]
+            assert (reports / image).stat().st_size > 0, f"{paper}.md links a missing {image}"
+        for table in (reports / "tables").glob(f"{paper}_*.csv"):
+            df = pd.read_csv(table)
+            assert {"paper", "table", "row", "metric", "paper_value", "our_value", "profile", "protocol"} <= set(df.columns)
+            assert (df.profile == "quick").all()
+    assert "148.72" in (reports / "dcgan-vs-sagan.md").read_text() and "0.249" in (reports / "deq-gan.md").read_text()
+    assert (reports / "figures/deq-gan_heatmap.png").exists() and (reports / "figures/began_mglobal.png").exists()
+    assert list((reports / "figures").glob("fastgan_m1_vangogh_reconstructions_*.png"))
+    curve = pd.read_csv(reports / "plots/dcgan_cifar10_fid.csv")
+    assert list(curve.columns) == ["step", "fid_digit_classifier"] and len(curve) >= 2
 
 
 def test_a_second_repro_runs_nothing(project, repro):

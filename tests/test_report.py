@@ -1,44 +1,151 @@
-"""The table renderer on a small fixture: paper value, ours and both protocols side by side."""
+"""The table renderer and the claims checker on small fixtures: paper value, ours and both
+protocols side by side; each claim's direction on our numbers and on the published ones."""
 import pandas as pd
+import pytest
 
-from conftest import tiny_run
-from ganrepro.report.render import TABLE_COLUMNS, banner, run_table, write_table
+from conftest import ROOT, tiny_run
+from ganrepro.report.claims import TABLE_COLUMNS, Metrics, check_claims, our_value, paper_tables
+from ganrepro.report.render import banner, load_claims, run_table, write_table
 
-CLAIMS = [{"id": "c", "paper": "dcgan-vs-sagan", "where": "Sec. 5", "row": "DCGAN", "preset": "dcgan",
-           "dataset": "cifar10", "metric": "fid", "value": 148.72, "protocol": {"backend": "inception", "dims": 2048}}]
+PUBLISHED = {"fid": {"id": "c", "paper": "dcgan-vs-sagan", "table": "Sec. 5", "row": "DCGAN", "run": "dcgan_cifar10",
+                     "metric": "fid", "value": 148.72, "protocol": {"backend": "inception", "dims": 2048}}}
 EVAL = {
     "fid": {"digit_classifier": {"value": 54.6, "protocol": {"backend": "digit_classifier", "dims": 128,
                                                              "n_real": 5000, "n_fake": 5000}},
             "inception": {"skipped": "weights not found: pt_inception.pth"}},
+    "kid": {"digit_classifier": {"value": 0.02, "std": 0.001, "protocol": {"backend": "digit_classifier"}}},
     "lpips_diversity": {"lpips_digit": {"value": 1.05, "protocol": {"backend": "lpips_digit", "n_pairs": 500}}},
 }
 
 
 def test_run_table_puts_the_papers_value_beside_ours_with_both_protocols(tmp_path):
     run = tiny_run(dataset="cifar10", data="mnist5k")
-    df = run_table(run, EVAL, CLAIMS)
+    df = run_table(run, EVAL, PUBLISHED)
     assert list(df.columns) == TABLE_COLUMNS
-    fid = df[df.metric == "FID (digit_classifier features)"].iloc[0]
+    fid = df[df.metric == "FID (digit_classifier)"].iloc[0]
     assert fid.paper_value == 148.72 and fid.our_value == 54.6 and fid.profile == "quick"
     assert fid.paper_protocol == "backend=inception, dims=2048"
     assert "backend=digit_classifier" in fid.protocol and "n_fake=5000" in fid.protocol
+    assert "not the paper's backend" in fid.protocol
     assert fid.data == "mnist5k (quick stand-in for cifar10)"
-    skipped = df[df.metric == "FID (inception features)"].iloc[0]
+    skipped = df[df.metric == "FID (inception)"].iloc[0]
     assert pd.isna(skipped.our_value) and "not found" in skipped.protocol
+    assert df[df.metric == "KID (digit_classifier)"].iloc[0].our_value == 0.02
     csv, md = write_table(df, tmp_path / "t")
     assert pd.read_csv(csv).shape == df.shape
     assert "| dcgan-vs-sagan | Sec. 5" in md.read_text()
 
 
-def test_no_claim_matches_another_dataset():
-    df = run_table(tiny_run(dataset="mnist", data="mnist5k"), EVAL, CLAIMS)
-    assert df.paper_value.isna().all()
+def test_no_published_value_leaves_the_paper_columns_empty():
+    df = run_table(tiny_run(dataset="mnist", data="mnist5k"), EVAL, {})
+    assert df.paper_value.isna().all() and (df.paper == "").all()
 
 
 def test_the_quick_banner_says_its_numbers_are_not_paper_scale():
     from ganrepro.config import load_params
-    from conftest import ROOT
 
     params = load_params(ROOT / "params.yaml")
     text = banner(params, tiny_run(dataset="cifar10", data="mnist5k"))
     assert "Quick profile" in text and "not paper-scale results" in text and "`mnist5k` stands in for `cifar10`" in text
+
+
+# ---------------------------------------------------------------- claims
+def fixture_metrics() -> Metrics:
+    hist = pd.DataFrame({"step": range(10, 101, 10), "M_global": [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]})
+    return Metrics(
+        evaluate={"a": EVAL, "b": {"fid": {"digit_classifier": {"value": 40.0, "protocol": {}}}}},
+        profile={"deq": {"peak_memory_mb": 30.0, "seconds_per_epoch": 9.0, "device": "cpu"},
+                 "wgan": {"peak_memory_mb": 60.0, "seconds_per_epoch": 2.0, "device": "cpu"}},
+        history={"began": hist},
+        curve={"began": pd.DataFrame({"step": [20, 40, 60, 80, 100], "fid_digit_classifier": [50, 40, 30, 20, 10]})},
+    )
+
+
+CLAIMS = {
+    "papers": {"p": {"title": "P", "runs": ["a", "b"], "figures": []}},
+    "values": [
+        {"id": "fa", "paper": "p", "table": "T1", "row": "A", "metric": "fid", "run": "a", "value": 10.0,
+         "protocol": {"backend": "inception"}},
+        {"id": "fb", "paper": "p", "table": "T1", "row": "B", "metric": "fid", "run": "b", "value": 20.0},
+        {"id": "mem", "paper": "p", "table": "T2", "row": "ratio", "metric": "peak_memory_mb",
+         "ratio": ["deq", "wgan"], "value": 0.47},
+        {"id": "time", "paper": "p", "table": "T2", "row": "ratio", "metric": "seconds_per_epoch",
+         "ratio": ["deq", "wgan"], "value": 4.5},
+        {"id": "corr", "paper": "p", "table": "T3", "row": "g", "metric": "mglobal_fid_spearman", "run": "began",
+         "value": None},
+        {"id": "gone", "paper": "p", "table": "T3", "row": "x", "metric": "fid", "run": "missing", "value": 1.0},
+    ],
+    "claims": [
+        {"id": "a_beats_b", "paper": "p", "claim": "A beats B", "less": [["fa", "fb"]]},
+        {"id": "tradeoff", "paper": "p", "claim": "less memory, more time", "less": [["mem", 1], [1, "time"]]},
+        {"id": "corr", "paper": "p", "claim": "M_global tracks FID", "less": [[0, "corr"]]},
+        {"id": "unknowable", "paper": "p", "claim": "needs a missing run", "less": [["gone", "fa"]]},
+    ],
+}
+
+
+def test_our_value_reads_the_right_metric_file_and_computes_ratios():
+    m = fixture_metrics()
+    assert our_value(CLAIMS["values"][0], m)[0] == 54.6  # the paper's backend is skipped: first with a value
+    assert our_value(CLAIMS["values"][2], m) == (0.5, "deq / wgan; device=cpu")
+    assert our_value(CLAIMS["values"][3], m)[0] == 4.5
+    value, why = our_value(CLAIMS["values"][5], m)
+    assert value is None and "missing" in why
+
+
+def test_mglobal_correlation_is_the_spearman_rank_of_window_means():
+    m = fixture_metrics()
+    assert our_value(CLAIMS["values"][4], m)[0] == pytest.approx(1.0)  # both fall together
+    m.curve["began"]["fid_digit_classifier"] = [10, 20, 30, 40, 50]  # quality falls while M_global falls
+    assert our_value(CLAIMS["values"][4], m)[0] == pytest.approx(-1.0)
+
+
+def test_claims_are_checked_on_ours_and_on_the_papers_numbers():
+    df = check_claims(CLAIMS, fixture_metrics(), "quick").set_index("claim_id")
+    ours, theirs = df["direction_reproduced"].to_dict(), df["paper_direction"].to_dict()
+    assert ours["a_beats_b"] is False and theirs["a_beats_b"] is True  # 54.6 < 40.0 is false; 10 < 20
+    assert df.loc["a_beats_b", "our_numbers"] == "54.6 < 40.0"
+    assert ours["tradeoff"] is True and theirs["tradeoff"] is True  # 0.5 < 1 < 4.5
+    assert ours["corr"] is True and theirs["corr"] is None  # no published number
+    assert ours["unknowable"] is None
+
+
+def test_a_claim_naming_an_unknown_value_is_an_error():
+    bad = {**CLAIMS, "claims": [{"id": "x", "paper": "p", "claim": "c", "less": [["fa", "nope"]]}]}
+    with pytest.raises(ValueError, match=r"claim x: unknown value ids \['nope'\]"):
+        check_claims(bad, fixture_metrics(), "quick")
+
+
+def test_paper_tables_group_rows_by_paper_and_table():
+    tables = paper_tables(CLAIMS, fixture_metrics(), "quick", {"a": "mnist5k (quick stand-in for cifar10)"})
+    assert list(tables) == [("p", "T1"), ("p", "T2"), ("p", "T3")]
+    t1 = tables[("p", "T1")]
+    assert list(t1.columns) == TABLE_COLUMNS and list(t1.paper_value) == [10.0, 20.0]
+    assert t1.iloc[0].data == "mnist5k (quick stand-in for cifar10)"
+
+
+def test_the_projects_claims_name_real_runs_metrics_and_figures():
+    from ganrepro.config import load_params
+    from ganrepro.report.figures import FIGURES
+
+    claims, params = load_claims(ROOT / "reports/claims.yaml"), load_params(ROOT / "params.yaml")
+    for v in claims["values"]:
+        for run in v.get("ratio") or [v["run"]]:
+            assert run in params.runs, f"claims.yaml value {v['id']}: no run {run!r} in params.yaml"
+        assert v["paper"] in claims["papers"]
+        our_value(v, Metrics())  # raises on an unknown metric
+    for name, spec in claims["papers"].items():
+        assert set(spec["runs"]) <= set(params.runs) and all(f in FIGURES for f in spec["figures"])
+    check_claims(claims, Metrics(), "quick")  # every claim names known values
+
+
+def test_fid_over_seeds_is_shown_as_mean_and_sample_std():
+    from ganrepro.evaluation import spread
+
+    s = spread([10.0, 12.0, 14.0])
+    assert s["mean"] == 12.0 and s["std"] == pytest.approx(2.0) and s["n"] == 3  # ddof 1: sqrt(8 / 2)
+    assert spread([5.0])["std"] is None
+    m = fixture_metrics()
+    m.evaluate["a"]["fid_seeds"] = {"digit_classifier": {**s, "protocol": {}}}
+    row = paper_tables(CLAIMS, m, "quick", {})[("p", "T1")].iloc[0]
+    assert row.our_seeds == "12 ± 2 (3 seeds)"

@@ -50,3 +50,23 @@ def test_batches_are_scaled_to_minus_one_one():
     assert x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1 and x.shape == (4, 1, 32, 32)
     with pytest.raises(ValueError, match="batch_size 64 is larger than the dataset"):
         next(loop.batches(data["images"], data["labels"], 64, torch.Generator(), torch.device("cpu")))
+
+
+def test_snapshot_steps_are_evenly_spaced_and_end_at_the_last_step():
+    assert loop.snapshot_steps(100, 4) == {25, 50, 75, 100}
+    assert loop.snapshot_steps(10, 3) == {4, 7, 10}
+    assert loop.snapshot_steps(2, 5) == {1, 2} and loop.snapshot_steps(10, 0) == set()
+
+
+def test_training_keeps_g_snapshots_for_the_fid_curve(tmp_path, mlflow_store):
+    from ganrepro.config import TrainSettings
+
+    cfg = tiny_run(steps=4, train=TrainSettings(log_every=1, sample_every=10, n_samples=4, snapshots=2))
+    with Tracker("t", stage="train", profile="quick") as tracker:
+        summary, _ = loop.train(cfg, fake_processed(), tmp_path / "run", tracker)
+    snaps = sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir())
+    assert snaps == ["G_step_0000002.pt", "G_step_0000004.pt"]
+    last = torch.load(tmp_path / "run" / "snapshots" / snaps[-1])
+    final = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["G"]
+    assert last["step"] == 4 and all(torch.equal(last["G"][k], final[k]) for k in final)
+    assert summary["steps_per_epoch"] == 16 / 4  # 16 images, batch 4, one critic step

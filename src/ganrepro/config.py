@@ -52,12 +52,26 @@ class ModelPreset(Strict):
 
 
 class FIDConfig(Strict):
+    """FID (and KID on the same features) of the final G, and of each training snapshot (the curve)."""
+
     backends: list[str] = Field(description="feature backends that must run")
     optional_backends: list[str] = Field(default_factory=list, description="run if weights cached")
     dims: Literal[64, 192, 768, 2048] = 2048
     n_real: PositiveInt
     n_fake: PositiveInt
+    paper_n_fake: Optional[PositiveInt] = Field(
+        None, description="also report FID/KID at the paper's own (small) number of fake images")
+    curve_n_fake: PositiveInt = Field(500, description="fake images per snapshot of the FID-vs-step curve")
+    kid_subsets: PositiveInt = 100
+    kid_subset_size: PositiveInt = 1000
+    kid_n_real: PositiveInt = Field(10000, description="real features kept in the stats cache for KID")
     batch_size: PositiveInt = 50
+
+    @model_validator(mode="after")
+    def _paper_n(self) -> "FIDConfig":
+        if self.paper_n_fake and self.paper_n_fake > self.n_fake:
+            raise ValueError(f"paper_n_fake ({self.paper_n_fake}) must not exceed n_fake ({self.n_fake})")
+        return self
 
 
 class LPIPSConfig(Strict):
@@ -66,15 +80,26 @@ class LPIPSConfig(Strict):
     n_pairs: PositiveInt
 
 
+class ISConfig(Strict):
+    """Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))) over `splits` splits."""
+
+    backends: list[str]
+    optional_backends: list[str] = Field(default_factory=list)
+    n_fake: PositiveInt
+    splits: PositiveInt = 10
+
+
 class EvalConfig(Strict):
     fid: FIDConfig
     lpips: LPIPSConfig
+    inception_score: ISConfig
 
 
 class TrainSettings(Strict):
     log_every: PositiveInt = 10
     sample_every: PositiveInt = 500
     n_samples: PositiveInt = 64
+    snapshots: int = Field(0, ge=0, description="evenly spaced G snapshots kept for the FID curve")
 
 
 class ProfilingConfig(Strict):
@@ -98,6 +123,7 @@ class ProfileConfig(Strict):
     presets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per preset: preset fields to override (arch/objective key by key)")
     train: TrainSettings = TrainSettings()
+    seeds: PositiveInt = Field(1, description="training seeds per run (seed, seed+1, ...), for the spread")
     eval: EvalConfig
     profiling: ProfilingConfig
     feature_net: FeatureNetConfig
@@ -110,6 +136,8 @@ class RunSpec(Strict):
     dataset: str
     feeds: str = Field(description="the paper, table or figure this run feeds")
     overrides: dict[str, Any] = Field(default_factory=dict, description="preset fields for this run")
+    eval: dict[str, Any] = Field(default_factory=dict, description="evaluation settings for this run, "
+                                 "key by key over the profile's `eval`, e.g. {fid: {dims: 64}}")
 
 
 class Params(Strict):
@@ -207,7 +235,10 @@ def resolve_paper_run(params: Params, name: str) -> RunConfig:
 
 def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides: dict | None = None,
                 where: str | None = None) -> RunConfig:
-    """Preset (paper scale) <- the profile's overrides for it <- the run's own -> a RunConfig.
+    """Preset (paper scale) <- the run's own overrides <- the profile's for the preset -> a RunConfig.
+
+    The profile goes last: it sets the scale (widths, step counts), so a run's `epochs` at paper
+    scale does not stretch a quick run.
 
     `where` names the run's keys in errors: `runs.<name>`, or None for the experiment's top-level keys.
     """
@@ -222,8 +253,8 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides:
     data = prof.dataset or dataset
     DATASETS.get(data, key=f"profiles.{params.profile}.dataset")
     p = params.models[preset].model_dump()
-    p = _merge(p, prof.presets.get(preset, {}), f"profiles.{params.profile}.presets.{preset}")
     p = _merge(p, overrides or {}, key("overrides"))
+    p = _merge(p, prof.presets.get(preset, {}), f"profiles.{params.profile}.presets.{preset}")
     family = MODELS.get(p["family"], key=f"models.{preset}.family")
     _validate(family.Arch, params.models[preset].arch, f"models.{preset}.arch")  # the preset, even if overridden
     return RunConfig(
@@ -266,6 +297,21 @@ def _validate(model: type[BaseModel], data: dict, where: str) -> dict:
         return model.model_validate(data).model_dump()
     except ValidationError as e:
         raise ConfigError(format_validation_error(where, model, e)) from None
+
+
+def eval_config(params: Params, name: str) -> EvalConfig:
+    """The profile's `eval`, with the run's own `eval` settings merged key by key."""
+    base = params.active.eval.model_dump()
+    spec = params.runs.get(name)
+    for section, values in (spec.eval if spec else {}).items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"runs.{name}.eval.{section}: expected a mapping of settings")
+        base[section] = {**base.get(section, {}), **values}
+    try:
+        return EvalConfig.model_validate(base)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(f"runs.{name}.eval (over profiles.{params.profile}.eval)",
+                                                  EvalConfig, e)) from None
 
 
 def load_run_config(path: str | Path) -> RunConfig:

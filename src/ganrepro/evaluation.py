@@ -1,20 +1,33 @@
-"""Evaluate a trained run: FID on every available feature backend, and LPIPS diversity.
+"""Evaluate a trained run: FID and KID on every available feature backend, Inception Score, LPIPS,
+and the FID of each training snapshot (the FID-vs-step curve).
 
 Each value carries its protocol (backend, weight file sha256, dims, n_real, n_fake, resize).
 A backend listed as optional whose weights are not in the cache is reported as skipped, with why.
+The result (see `evaluate`) is keyed metric -> backend -> {value, [std], protocol}:
+
+    fid, kid                   at eval.fid.n_fake fake images
+    fid_paper_n, kid_paper_n   at the paper's own count (eval.fid.paper_n_fake), where it is set
+    inception_score            eval.inception_score.n_fake samples, `splits` splits
+    lpips_diversity            mean LPIPS over independent fake x fake pairs
+    lpips_real_fake            mean LPIPS over (real, fake) pairs: real drawn without replacement
+    fid_seeds                  FID of every training seed's final G: mean, std (ddof 1), n, values
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+import pandas as pd
 import torch
 
 from ganrepro import paths
 from ganrepro.config import EvalConfig, RunConfig
 from ganrepro.metrics import fid
 from ganrepro.metrics.features import backend_dims, build_backend, weights_missing
-from ganrepro.metrics.lpips import LPIPS, diversity, lpips_missing
+from ganrepro.metrics.inception_score import LOGITS, inception_score, logits_missing
+from ganrepro.metrics.kid import kid
+from ganrepro.metrics.lpips import LPIPS, diversity, lpips_missing, real_fake
 from ganrepro.models import build_models
 from ganrepro.training.checkpoint import load_checkpoint
 
@@ -22,7 +35,7 @@ from ganrepro.training.checkpoint import load_checkpoint
 def load_generator(run: RunConfig, checkpoint: Path, channels: int, n_classes: int, device) -> torch.nn.Module:
     G, _ = build_models(run.family, run.arch, run.img_size, channels, n_classes)
     ckpt = load_checkpoint(checkpoint)
-    G.load_state_dict(ckpt["objective"].get("G_ema") or ckpt["G"])  # EMA weights where kept
+    G.load_state_dict(ckpt.get("objective", {}).get("G_ema") or ckpt["G"])  # EMA weights where kept
     return G.to(device).eval()
 
 
@@ -57,45 +70,121 @@ def real_stats_file(run: RunConfig, backend: str, cfg: EvalConfig, n_real: int) 
     return fid.stats_path(paths.FID_STATS, run.data, run.img_size, backend, dims, n_real)
 
 
-def compute_fid(run: RunConfig, images: torch.Tensor, sample: Callable, cfg: EvalConfig, device) -> dict:
-    names, out = backends_to_run(cfg.fid.backends, cfg.fid.optional_backends, weights_missing)
+def load_real_stats(run: RunConfig, name: str, images: torch.Tensor, cfg: EvalConfig, device) -> tuple:
+    backend = build_backend(name, cfg.fid.dims, device)
     n_real = min(cfg.fid.n_real, len(images))
+    stats = fid.real_stats(real_stats_file(run, name, cfg, n_real), backend, images, n_real,
+                           cfg.fid.batch_size, keep=cfg.fid.kid_n_real)
+    return backend, stats
+
+
+def fid_and_kid(stats: fid.RealStats, fake: np.ndarray, cfg: EvalConfig) -> tuple[dict, dict]:
+    protocol = {**stats.protocol, "n_fake": len(fake)}
+    k = kid(stats.features, fake, cfg.fid.kid_subsets, cfg.fid.kid_subset_size)
+    return ({"value": round(fid.fid_against(stats.mu, stats.sigma, fake), 4), "protocol": protocol},
+            {"value": round(k["value"], 6), "std": round(k["std"], 6),
+             "protocol": {**protocol, "n_real": len(stats.features), **k["protocol"]}})
+
+
+def compute_fid(run: RunConfig, images: torch.Tensor, sample: Callable, cfg: EvalConfig, device) -> dict:
+    """{fid, kid[, fid_paper_n, kid_paper_n]} -> backend -> result, from one set of fake features."""
+    names, skipped = backends_to_run(cfg.fid.backends, cfg.fid.optional_backends, weights_missing)
+    keys = ["fid", "kid"] + (["fid_paper_n", "kid_paper_n"] if cfg.fid.paper_n_fake else [])
+    out = {k: dict(skipped) for k in keys}
     for name in names:
-        backend = build_backend(name, cfg.fid.dims, device)
-        mu, sigma, protocol = fid.real_stats(real_stats_file(run, name, cfg, n_real), backend, images, n_real, cfg.fid.batch_size)
-        fake = fid.extract(backend, fid.fake_batches(sample, cfg.fid.batch_size), cfg.fid.n_fake, f"fake features ({name})")
-        out[name] = {"value": round(fid.fid_against(mu, sigma, fake), 4),
-                     "protocol": {**protocol, "n_fake": cfg.fid.n_fake}}
+        backend, stats = load_real_stats(run, name, images, cfg, device)
+        fake = fid.extract(backend, fid.fake_batches(sample, cfg.fid.batch_size), cfg.fid.n_fake,
+                           f"fake features ({name})")
+        out["fid"][name], out["kid"][name] = fid_and_kid(stats, fake, cfg)
+        if cfg.fid.paper_n_fake:  # the first paper_n_fake of the same fakes
+            out["fid_paper_n"][name], out["kid_paper_n"][name] = fid_and_kid(stats, fake[: cfg.fid.paper_n_fake], cfg)
     return out
 
 
-def compute_lpips(sample: Callable, cfg: EvalConfig, device) -> dict:
-    names, out = backends_to_run(cfg.lpips.backends, cfg.lpips.optional_backends, lpips_missing)
+def compute_is(sample: Callable, cfg: EvalConfig, device) -> dict:
+    names, out = backends_to_run(cfg.inception_score.backends, cfg.inception_score.optional_backends, logits_missing)
+    n, batch = cfg.inception_score.n_fake, cfg.fid.batch_size
+    for name in names:
+        net = LOGITS.get(name, key="eval.inception_score.backends")(device)
+        logits = np.concatenate([net(sample(min(batch, n - i))) for i in range(0, n, batch)])
+        res = inception_score(logits, cfg.inception_score.splits)
+        out[name] = {"value": round(res["value"], 4), "std": round(res["std"], 4),
+                     "protocol": {**net.protocol(), **res["protocol"]}}
+    return out
+
+
+def compute_lpips(images: torch.Tensor, sample: Callable, cfg: EvalConfig, device, seed: int) -> dict:
+    names, skipped = backends_to_run(cfg.lpips.backends, cfg.lpips.optional_backends, lpips_missing)
+    out = {"lpips_diversity": dict(skipped), "lpips_real_fake": dict(skipped)}
+    n = cfg.lpips.n_pairs
     for name in names:
         dist, protocol = LPIPS.get(name, key="eval.lpips.backends")(device)
-        out[name] = {"value": round(diversity(dist, sample, cfg.lpips.n_pairs), 5),
-                     "protocol": {**protocol, "n_pairs": cfg.lpips.n_pairs, "pairs": "independent fake x fake"}}
+        out["lpips_diversity"][name] = {"value": round(diversity(dist, sample, n), 5),
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "independent fake x fake"}}
+        out["lpips_real_fake"][name] = {"value": round(real_fake(dist, images, sample, n, seed), 5),
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "real x independent fake"}}
     return out
 
 
-def evaluate(run: RunConfig, processed: dict, checkpoint: Path, cfg: EvalConfig, device) -> dict:
-    images = processed["images"]
-    G = load_generator(run, checkpoint, images.shape[1], processed["n_classes"], device)
-    return {
-        "fid": compute_fid(run, images, sampler(G, processed["n_classes"], run.seed + 1), cfg, device),
-        "lpips_diversity": compute_lpips(sampler(G, processed["n_classes"], run.seed + 2), cfg, device),
+def evaluate(run: RunConfig, processed: dict, checkpoint: Path, cfg: EvalConfig, device,
+             other_seeds: list[Path] = ()) -> dict:
+    """Every metric of the G in `checkpoint`; FID also of the `other_seeds` checkpoints, for the spread."""
+    images, n_classes = processed["images"], processed["n_classes"]
+    G = load_generator(run, checkpoint, images.shape[1], n_classes, device)
+    out = {
+        **compute_fid(run, images, sampler(G, n_classes, run.seed + 1), cfg, device),
+        "inception_score": compute_is(sampler(G, n_classes, run.seed + 3), cfg, device),
+        **compute_lpips(images, sampler(G, n_classes, run.seed + 2), cfg, device, run.seed),
     }
+    out["fid_seeds"] = seed_spread(run, processed, out["fid"], list(other_seeds), cfg, device)
+    return out
+
+
+def spread(values: list[float]) -> dict:
+    """mean and sample standard deviation (ddof 1; None for one seed) of per-seed values."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
+    return {"mean": round(float(np.mean(values)), 4), "std": None if std is None else round(std, 4),
+            "n": len(values), "values": values}
+
+
+def seed_spread(run: RunConfig, processed: dict, first: dict, others: list[Path], cfg: EvalConfig, device) -> dict:
+    """backend -> spread of FID over the first seed (already in `first`) and the `others` checkpoints."""
+    images, n_classes = processed["images"], processed["n_classes"]
+    out = {}
+    for name, res in first.items():
+        if "value" not in res:
+            continue
+        backend, stats = load_real_stats(run, name, images, cfg, device)
+        values = [res["value"]]
+        for path in others:
+            G = load_generator(run, path, images.shape[1], n_classes, device)
+            fake = fid.extract(backend, fid.fake_batches(sampler(G, n_classes, run.seed + 1), cfg.fid.batch_size),
+                               cfg.fid.n_fake, f"fake features, {path.parent.name} ({name})")
+            values.append(round(fid.fid_against(stats.mu, stats.sigma, fake), 4))
+        out[name] = {**spread(values), "protocol": res["protocol"]}
+    return out
+
+
+def fid_curve(run: RunConfig, processed: dict, snapshots: list[Path], cfg: EvalConfig, device) -> pd.DataFrame:
+    """FID of each training snapshot on every required backend, at eval.fid.curve_n_fake: (step, fid_<backend>)."""
+    images, n_classes = processed["images"], processed["n_classes"]
+    real = {name: load_real_stats(run, name, images, cfg, device) for name in cfg.fid.backends}
+    rows = []
+    for path in sorted(snapshots):
+        G = load_generator(run, path, images.shape[1], n_classes, device)
+        row = {"step": int(load_checkpoint(path)["step"])}
+        for name, (backend, stats) in real.items():
+            fake = fid.extract(backend, fid.fake_batches(sampler(G, n_classes, run.seed + 1), cfg.fid.batch_size),
+                               cfg.fid.curve_n_fake, f"snapshot {row['step']} ({name})")
+            row[f"fid_{name}"] = round(fid.fid_against(stats.mu, stats.sigma, fake), 4)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["step", *(f"fid_{n}" for n in real)])
 
 
 def real_stats_for(run: RunConfig, processed: dict, cfg: EvalConfig, device) -> list[Path]:
     """Compute (or keep) the cached real statistics of every backend that can run."""
     names, _ = backends_to_run(cfg.fid.backends, cfg.fid.optional_backends, weights_missing)
     n_real = min(cfg.fid.n_real, len(processed["images"]))
-    files = []
     for name in names:
-        backend = build_backend(name, cfg.fid.dims, device)
-        path = real_stats_file(run, name, cfg, n_real)
-        fid.real_stats(path, backend, processed["images"], n_real, cfg.fid.batch_size)
-        files.append(path)
-    return files
-
+        load_real_stats(run, name, processed["images"], cfg, device)
+    return [real_stats_file(run, name, cfg, n_real) for name in names]

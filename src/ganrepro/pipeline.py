@@ -35,6 +35,17 @@ def run_dir(run: RunConfig) -> Path:
     return paths.RUNS / run.name
 
 
+def seed_runs(run: RunConfig, n_seeds: int) -> list[tuple[RunConfig, Path]]:
+    """The run at its own seed (data/runs/<run>/), then n_seeds - 1 more seeds (data/runs/<run>/seeds/<s>/)."""
+    extra = [run.model_copy(update={"seed": run.seed + i}) for i in range(1, n_seeds)]
+    return [(run, run_dir(run)), *((r, run_dir(run) / "seeds" / str(r.seed)) for r in extra)]
+
+
+def snapshots(run: RunConfig) -> list[Path]:
+    """The G snapshots training kept for the FID curve, in step order."""
+    return sorted((run_dir(run) / "snapshots").glob("G_step_*.pt"))
+
+
 def processed_file(run: RunConfig) -> Path:
     return processed_path(paths.PROCESSED, run.data, run.img_size)
 

@@ -4,7 +4,8 @@
     CPU:  the peak of the running sum of bytes allocated minus freed, as recorded op by op by
           torch.profiler(profile_memory=True), in op start order, over the same steps.
 Both count tensor memory held by the allocator (weights, optimiser state, activations, grads),
-not the process's RSS. Time is wall-clock per step (CUDA-synchronised), after `warmup` steps.
+not the process's RSS. Time is wall-clock per step (CUDA-synchronised), after `warmup` steps; the
+epoch time is that median step time x the generator steps in one pass over the data.
 """
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
     return {
         "peak_memory_mb": round(peak / MIB, 2),
         "seconds_per_step": round(statistics.median(times), 5),
+        # an epoch = one pass over the data; each generator step eats n_critic batches
+        "seconds_per_epoch": round(statistics.median(times) * len(images) / (cfg.batch_size * objective.n_critic), 3),
+        "n_images": len(images),
         "steps_timed": len(times),
         "batch_size": cfg.batch_size,
         "img_size": cfg.img_size,

@@ -3,13 +3,14 @@
     FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))
 
 The distance itself is pytorch-fid's `calculate_frechet_distance`. Real-data statistics are
-computed once per (dataset, size, backend, dims, n_real) and cached as a .npz (a DVC output).
+computed once per (dataset, size, backend, dims, n_real) and cached as a .npz (a DVC output),
+with the first `keep` real features, which KID (metrics/kid.py) needs.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -61,19 +62,29 @@ def stats_path(root: Path, dataset: str, size: int, backend: str, dims: int, n: 
     return Path(root) / f"{dataset}-{size}px-{backend}-{dims}d-n{n}.npz"
 
 
-def real_stats(path: Path, backend: FeatureBackend, images: torch.Tensor, n: int, batch_size: int):
-    """Load cached real statistics from `path`, or compute and cache them."""
+class RealStats(NamedTuple):
+    mu: np.ndarray  # (d,)
+    sigma: np.ndarray  # (d, d)
+    features: np.ndarray  # (min(n, keep), d) float32: the first features, kept for KID
+    protocol: dict
+
+
+def real_stats(path: Path, backend: FeatureBackend, images: torch.Tensor, n: int, batch_size: int,
+               keep: int = 0) -> RealStats:
+    """Load cached real statistics from `path`, or compute and cache them (mu, sigma, `keep` features)."""
     n = min(n, len(images))
     if path.exists():
         z = np.load(path)
-        return z["mu"], z["sigma"], json.loads(str(z["protocol"]))
+        if "features" in z and len(z["features"]) >= min(keep, n):
+            return RealStats(z["mu"], z["sigma"], z["features"][:keep], json.loads(str(z["protocol"])))
     feats = extract(backend, real_batches(images, batch_size), n, f"real features ({backend.name})")
     mu, sigma = gaussian_stats(feats)
     protocol = {**backend.protocol(), "n_real": n}
+    kept = feats[:keep].astype(np.float32)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, mu=mu, sigma=sigma, protocol=json.dumps(protocol))
-    return mu, sigma, protocol
+            np.savez(f, mu=mu, sigma=sigma, features=kept, protocol=json.dumps(protocol))
+    return RealStats(mu, sigma, kept, protocol)
 
 
 def fid_against(mu_r, sigma_r, fake_feats: np.ndarray) -> float:

@@ -7,6 +7,9 @@
                   where n() unit-normalises over channels (lpips.normalize_tensor)
 
 `diversity` averages d over random pairs of generated images (higher = more diverse).
+`real_fake` averages d over (real, generated) pairs, as the FastGAN-decoders table does (lower =
+closer to the data): the i-th of n fakes is paired with the i-th of n real images drawn without
+replacement in a seeded order (with replacement only if n exceeds the data).
 """
 from __future__ import annotations
 
@@ -75,4 +78,20 @@ def diversity(dist: Callable, sample: Callable[[int], torch.Tensor], n_pairs: in
         b = min(batch_size, n_pairs - done)
         total += dist(sample(b), sample(b)).sum().item()
         done += b
+    return total / n_pairs
+
+
+@torch.no_grad()
+def real_fake(dist: Callable, images: torch.Tensor, sample: Callable[[int], torch.Tensor], n_pairs: int,
+              seed: int, batch_size: int = 100) -> float:
+    """Mean LPIPS over n (real, fake) pairs; `images` are uint8 (N, C, H, W)."""
+    gen = torch.Generator().manual_seed(seed)
+    if n_pairs <= len(images):
+        order = torch.randperm(len(images), generator=gen)[:n_pairs]
+    else:
+        order = torch.randint(len(images), (n_pairs,), generator=gen)
+    total = 0.0
+    for i in range(0, n_pairs, batch_size):
+        real = images[order[i : i + batch_size]].float() / 127.5 - 1  # (b, C, H, W) in [-1, 1]
+        total += dist(real, sample(len(real))).sum().item()
     return total / n_pairs

@@ -43,6 +43,10 @@ class Objective:
     def g_step(self, real: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def figures(self, real: torch.Tensor, y: torch.Tensor) -> dict[str, tuple[torch.Tensor, int]]:
+        """Objective-specific images saved at the end of training: {name: (images in [-1, 1], per row)}."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Objective state beyond the models and optimisers (e.g. BEGAN's k_t).
 

@@ -215,6 +215,16 @@ class FastGANObjective(Objective):
         ema_update(self.G_ema, self.G, self.args.ema_decay)
         return {"loss_g": loss.item()}
 
+    @torch.no_grad()
+    def figures(self, real, y):
+        """Per decoder, a grid whose first row is the target region T_i(x), the second S_i(f_i(x))."""
+        real = real[:8]
+        self.D.eval()
+        _, recons = self.D.forward_with_recons(real, part=0)  # part decoder: the top-left quadrant
+        targets = self.D.recon_targets(real, part=0)
+        self.D.train()
+        return {f"reconstructions_{k}": (torch.cat([targets[k], recons[k]]), len(real)) for k in recons}
+
     def state_dict(self):
         return {"G_ema": self.G_ema.state_dict()}
 

@@ -1,67 +1,64 @@
-"""Render reports/ from the metric files: tables (CSV + Markdown), figures (PNG), pages (Markdown).
+"""Render reports/ from the metric files: one page per paper, the experiment's page, the runs page,
+the index, a CSV (and Markdown) beside every table, claims.csv, and the figures (PNG).
 
 Every table prints the paper's value, ours at the current profile, and both protocols side by side.
 A quick-profile page opens with a banner saying its numbers are not paper-scale results.
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import matplotlib
+import pandas as pd
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-import yaml  # noqa: E402
+from ganrepro import paths
+from ganrepro.config import Params, RunConfig
+from ganrepro.report.claims import TABLE_COLUMNS, Metrics, check_claims, describe, paper_tables, seeds_text
+from ganrepro.report.figures import FIGURES, FigureContext, copy, plot_losses
+from ganrepro.utils import atomic_path, read_json
 
-from ganrepro import paths  # noqa: E402
-from ganrepro.config import Params, RunConfig  # noqa: E402
-from ganrepro.utils import atomic_path  # noqa: E402
-
-PAPERS = {
-    "dcgan-vs-sagan": "DCGAN vs SA-GAN on CIFAR-10 (Hada, 2020)",
-    "deq-gan": "DEQ-GAN: deep equilibrium generators (Monjur et al.)",
-    "began": "BEGAN: boundary equilibrium GAN (Berthelot et al., 2017)",
-    "fastgan-decoders": "FastGAN with self-supervised decoders on Van Gogh",
+RUN_METRICS = {  # evaluate JSON key -> how the experiment and runs tables name it
+    "fid": "FID", "kid": "KID", "fid_paper_n": "FID at the paper's n_fake", "kid_paper_n": "KID at the paper's n_fake",
+    "inception_score": "Inception Score", "lpips_real_fake": "LPIPS real x fake", "lpips_diversity": "LPIPS diversity",
 }
-TABLE_COLUMNS = ["paper", "table", "row", "metric", "paper_value", "paper_protocol",
-                 "our_value", "protocol", "profile", "data"]
 
 
-def load_claims(path: Path) -> list[dict]:
-    return yaml.safe_load(Path(path).read_text()) or []
-
-
-def describe(protocol: dict) -> str:
-    return ", ".join(f"{k}={v}" for k, v in protocol.items() if k != "weights_sha256")
-
-
-def run_table(run: RunConfig, evaluation: dict, claims: list[dict]) -> pd.DataFrame:
-    """One row per metric we computed for `run`, with the paper's value where a claim matches."""
-    matching = {c["metric"]: c for c in claims if c["preset"] == run.preset and c["dataset"] == run.dataset}
-    rows = []
-    for backend, res in evaluation.get("fid", {}).items():
-        claim = matching.get("fid", {})
-        rows.append({
-            "paper": claim.get("paper", ""), "table": claim.get("where", ""), "row": claim.get("row", run.preset),
-            "metric": f"FID ({backend} features)",
-            "paper_value": claim.get("value"), "paper_protocol": describe(claim.get("protocol", {})),
-            "our_value": res.get("value"), "protocol": describe(res.get("protocol", {})) or res.get("skipped", ""),
-            "profile": run.profile, "data": data_label(run),
-        })
-    for backend, res in evaluation.get("lpips_diversity", {}).items():
-        rows.append({
-            "paper": "", "table": "", "row": run.preset, "metric": f"LPIPS diversity ({backend})",
-            "paper_value": None, "paper_protocol": "",
-            "our_value": res.get("value"), "protocol": describe(res.get("protocol", {})) or res.get("skipped", ""),
-            "profile": run.profile, "data": data_label(run),
-        })
-    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
+def load_claims(path: Path) -> dict:
+    claims = yaml.safe_load(Path(path).read_text()) or {}
+    for key in ("papers", "values", "claims"):
+        if key not in claims:
+            raise ValueError(f"{path}: missing top-level key {key!r} (valid: papers, values, claims)")
+    return claims
 
 
 def data_label(run: RunConfig) -> str:
     return f"{run.data} (quick stand-in for {run.dataset})" if run.substituted else run.data
+
+
+def published_for(run: RunConfig, params: Params, claims: dict) -> dict[str, dict]:
+    """metric -> the published value of a paper run with the same preset and dataset as `run`."""
+    same = {name for name, spec in params.runs.items() if spec.preset == run.preset and spec.dataset == run.dataset}
+    return {v["metric"]: v for v in claims["values"] if v.get("run") in same and v.get("value") is not None}
+
+
+def run_table(run: RunConfig, evaluation: dict, published: dict[str, dict]) -> pd.DataFrame:
+    """One row per metric and backend we computed for `run`, with the paper's value where one matches."""
+    rows = []
+    for metric, label in RUN_METRICS.items():
+        for backend, res in evaluation.get(metric, {}).items():
+            pub = published.get(metric, {})
+            same_backend = (pub.get("protocol") or {}).get("backend") in (None, backend)
+            rows.append({
+                "paper": pub.get("paper", ""), "table": pub.get("table", ""), "row": pub.get("row", run.preset),
+                "metric": f"{label} ({backend})",
+                "paper_value": pub.get("value") if pub else None,
+                "paper_protocol": describe(pub.get("protocol") or {}) if pub else "",
+                "our_value": res.get("value"), "our_seeds": "",
+                "protocol": (describe(res.get("protocol", {})) or res.get("skipped", ""))
+                            + ("" if same_backend else " (not the paper's backend)"),
+                "profile": run.profile, "data": data_label(run),
+            })
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
 def write_table(df: pd.DataFrame, stem: Path) -> tuple[Path, Path]:
@@ -74,21 +71,7 @@ def write_table(df: pd.DataFrame, stem: Path) -> tuple[Path, Path]:
 
 
 def to_markdown(df: pd.DataFrame) -> str:
-    return df.fillna("").to_markdown(index=False)
-
-
-def plot_losses(history: pd.DataFrame, path: Path, title: str) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    for col in [c for c in history.columns if c.startswith("loss")]:
-        ax.plot(history["step"], history[col], label=col, lw=1)
-    ax.set(xlabel="generator step", ylabel="loss", title=title)
-    ax.legend()
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return df.astype(object).where(df.notna(), "").to_markdown(index=False)
 
 
 def banner(params: Params, run: RunConfig) -> str:
@@ -100,6 +83,40 @@ def banner(params: Params, run: RunConfig) -> str:
         "unless Inception's weights are cached. **These numbers are not paper-scale results** and are "
         "not comparable with the papers' values printed beside them."
     )
+
+
+def slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")[:60]
+
+
+def paper_page(params: Params, spec: dict, tables: list[tuple[str, str, str]], claims_md: str,
+               figures_md: list[str], runs: list[RunConfig], banner_run: RunConfig) -> str:
+    table_md = "\n".join(f"### {title}\n\n{md}\n\n([CSV](tables/{stem}.csv))\n" for title, md, stem in tables)
+    run_list = "\n".join(f"| `{r.name}` | {r.preset} | {data_label(r)} | {params.runs[r.name].feeds} |" for r in runs)
+    return f"""# {spec['title']}
+
+{banner(params, banner_run)}
+
+Regenerated by `dvc repro` from `reports/metrics/` and the published numbers in
+[`claims.yaml`](claims.yaml). `paper_value` is measured as `paper_protocol` says; `our_value` at
+profile `profile` as `protocol` says; `data` is the dataset we trained on.
+
+## Headline claims
+
+{claims_md}
+
+## Tables
+
+{table_md}
+## Figures
+
+{chr(10).join(figures_md)}
+## Runs
+
+| run | preset | data | feeds |
+|---|---|---|---|
+{run_list}
+"""
 
 
 def experiment_page(params: Params, run: RunConfig, table_md: str, profile: dict, train: dict) -> str:
@@ -133,23 +150,30 @@ betas {tuple(run.betas)}, {train.get('steps')} generator steps, arch {run.arch}.
 """
 
 
-def index_page(params: Params, run: RunConfig) -> str:
-    papers = "\n".join(f"| {title} | `{name}` | not yet rendered |" for name, title in PAPERS.items())
+def index_page(params: Params, run: RunConfig, claims: dict, verdicts: pd.DataFrame) -> str:
+    papers = "\n".join(f"| {spec['title']} | [{name}.md]({name}.md) |" for name, spec in claims["papers"].items())
     return f"""# ganrepro report
 
 {banner(params, run)}
 
 Regenerated by `dvc repro` from the metric files in `reports/metrics/`. Profile: **{params.profile}**.
 
-* [The experiment](experiment.md): `{run.preset}` on `{run.dataset}`, the run you iterate on:
-  sample grid, loss curves, metrics with their protocols.
-* [The papers' runs](runs.md): every run the four papers report, with samples, losses and FID.
-
 ## Papers
 
-| paper | page | status |
-|---|---|---|
+| paper | page |
+|---|---|
 {papers}
+
+## Headline claims: does our run reproduce their direction?
+
+{to_markdown(verdicts)}
+
+(also [`claims.csv`](claims.csv); `paper_direction` checks the same test on the published numbers)
+
+## Also
+
+* [The experiment](experiment.md): `{run.preset}` on `{run.dataset}`, the run you iterate on.
+* [The papers' runs](runs.md): every run, with samples, losses and its headline metrics.
 
 ## Reading the tables
 
@@ -160,18 +184,17 @@ Regenerated by `dvc repro` from the metric files in `reports/metrics/`. Profile:
 """
 
 
-def runs_table(runs: list[RunConfig], metrics: dict[str, dict], feeds: dict[str, str]) -> pd.DataFrame:
-    """One row per paper run: what it feeds, the data used, its final losses and FID."""
+def runs_table(runs: list[RunConfig], m: Metrics, train: dict[str, dict], feeds: dict) -> pd.DataFrame:
+    """One row per paper run: what it feeds, the data used, its final losses and FID (and over seeds)."""
     rows = []
     for run in runs:
-        train, evaluation = metrics[run.name]["train"], metrics[run.name]["evaluate"]
-        fid = next((dict(backend=b, **r) for b, r in evaluation.get("fid", {}).items() if "value" in r), {})
+        fid = next((dict(backend=b, **r) for b, r in m.evaluate[run.name].get("fid", {}).items() if "value" in r), {})
         rows.append({
             "run": run.name, "preset": run.preset, "feeds": feeds.get(run.name, ""),
-            "data": data_label(run), "img_size": run.img_size, "steps": train.get("steps"),
-            "final_loss_d": train.get("final_loss_d"), "final_loss_g": train.get("final_loss_g"),
-            "fid": fid.get("value"), "fid_protocol": describe(fid.get("protocol", {})),
-            "profile": run.profile,
+            "data": data_label(run), "img_size": run.img_size, "steps": train[run.name].get("steps"),
+            "final_loss_d": train[run.name].get("final_loss_d"), "final_loss_g": train[run.name].get("final_loss_g"),
+            "fid": fid.get("value"), "fid_over_seeds": seeds_text(run.name, "fid", fid.get("backend"), m),
+            "fid_protocol": describe(fid.get("protocol", {})), "profile": run.profile,
         })
     return pd.DataFrame(rows)
 
@@ -187,7 +210,7 @@ def runs_page(params: Params, runs: list[RunConfig], table_md: str) -> str:
 
 Every run in params.yaml `runs:`, trained by `dvc repro` (stage `train_run@<run>`), evaluated by
 `evaluate_run@<run>`. FID here is on the first available feature backend; see each run's
-`reports/metrics/evaluate/<run>.json` for all of them with their protocols.
+`reports/metrics/evaluate/<run>.json` for all metrics with their protocols.
 
 {table_md}
 
@@ -197,34 +220,66 @@ Every run in params.yaml `runs:`, trained by `dvc repro` (stage `train_run@<run>
 """
 
 
-def figures_for(run: RunConfig, out: Path) -> None:
-    figures = out / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(paths.RUNS / run.name / "samples.png", figures / f"{run.name}_samples.png")
-    history = pd.read_csv(paths.PLOTS / f"{run.name}_losses.csv")
-    plot_losses(history, figures / f"{run.name}_losses.png", f"{run.name} ({run.profile} profile)")
+def load_metrics(runs: list[RunConfig]) -> tuple[Metrics, dict[str, dict]]:
+    def csv(path: Path) -> pd.DataFrame | None:
+        return pd.read_csv(path) if path.exists() and path.stat().st_size else None
+
+    m = Metrics(
+        evaluate={r.name: read_json(paths.METRICS / "evaluate" / f"{r.name}.json") for r in runs},
+        profile=read_json(paths.METRICS / "profile.json"),
+        history={r.name: csv(paths.PLOTS / f"{r.name}_losses.csv") for r in runs},
+        curve={r.name: csv(paths.PLOTS / f"{r.name}_fid.csv") for r in runs},
+    )
+    m.history = {k: v for k, v in m.history.items() if v is not None}
+    m.curve = {k: v for k, v in m.curve.items() if v is not None}
+    return m, {r.name: read_json(paths.METRICS / "train" / f"{r.name}.json") for r in runs}
 
 
-def render(params: Params, runs: list[RunConfig], out: Path, claims: list[dict]) -> list[Path]:
-    from ganrepro.utils import read_json
-
-    metrics = {r.name: {stage: read_json(paths.METRICS / stage / f"{r.name}.json") for stage in ("train", "evaluate")}
-               for r in runs}
-    profile = read_json(paths.METRICS / "profile.json")
-    for run in runs:
-        figures_for(run, out)
-    experiment, paper_runs = runs[0], runs[1:]
-    table = run_table(experiment, metrics[experiment.name]["evaluate"], claims)
-    written = list(write_table(table, out / "tables" / f"{experiment.name}_metrics"))
-    runs_df = runs_table(paper_runs, metrics, {name: spec.feeds for name, spec in params.runs.items()})
-    written += write_table(runs_df, out / "tables" / "runs")
-    pages = {
-        out / "experiment.md": experiment_page(params, experiment, to_markdown(table), profile,
-                                               metrics[experiment.name]["train"]),
-        out / "runs.md": runs_page(params, paper_runs or [experiment], to_markdown(runs_df)),
-        out / "index.md": index_page(params, experiment),
-    }
+def write_pages(pages: dict[Path, str]) -> list[Path]:
     for path, text in pages.items():
         with atomic_path(path) as tmp:
             tmp.write_text(text)
-    return [*written, *pages]
+    return list(pages)
+
+
+def render_papers(params: Params, runs: dict[str, RunConfig], m: Metrics, train: dict, claims: dict,
+                  verdicts: pd.DataFrame, out: Path, banner_run: RunConfig) -> list[Path]:
+    """One page per paper in claims.yaml, with its tables (CSV beside each), claims and figures."""
+    tables = paper_tables(claims, m, params.profile, {name: data_label(r) for name, r in runs.items()})
+    written, pages = [], {}
+    for name, spec in claims["papers"].items():
+        page_runs = [runs[r] for r in spec["runs"] if r in runs]
+        mine = []
+        for (paper, title), df in tables.items():
+            if paper == name:
+                stem = f"{name}_{slug(title)}"
+                written += write_table(df, out / "tables" / stem)
+                mine.append((title, to_markdown(df), stem))
+        ctx = FigureContext(name, page_runs, m, train, claims, out)
+        figures = [FIGURES.get(f, key=f"claims.yaml papers.{name}.figures")(ctx) for f in spec.get("figures", [])]
+        claims_md = to_markdown(verdicts[verdicts.paper == name].drop(columns=["paper"]))
+        pages[out / f"{name}.md"] = paper_page(params, spec, mine, claims_md, figures, page_runs,
+                                               page_runs[0] if page_runs else banner_run)
+    return written + write_pages(pages)
+
+
+def render(params: Params, runs: list[RunConfig], out: Path, claims: dict) -> list[Path]:
+    m, train = load_metrics(runs)
+    experiment, paper_runs = runs[0], runs[1:]
+    verdicts = check_claims(claims, m, params.profile)
+    with atomic_path(out / "claims.csv") as tmp:
+        verdicts.to_csv(tmp, index=False)
+    for run in runs:  # the experiment's and runs page's figures
+        copy(paths.RUNS / run.name / "samples.png", out / "figures" / f"{run.name}_samples.png")
+        if run.name in m.history:
+            plot_losses(m.history[run.name], out / "figures" / f"{run.name}_losses.png", f"{run.name} ({run.profile} profile)")
+    table = run_table(experiment, m.evaluate[experiment.name], published_for(experiment, params, claims))
+    written = [out / "claims.csv", *write_table(table, out / "tables" / f"{experiment.name}_metrics")]
+    runs_df = runs_table(paper_runs, m, train, {name: spec.feeds for name, spec in params.runs.items()})
+    written += write_table(runs_df, out / "tables" / "runs")
+    written += render_papers(params, {r.name: r for r in paper_runs}, m, train, claims, verdicts, out, experiment)
+    return written + write_pages({
+        out / "experiment.md": experiment_page(params, experiment, to_markdown(table), m.profile, train[experiment.name]),
+        out / "runs.md": runs_page(params, paper_runs or [experiment], to_markdown(runs_df)),
+        out / "index.md": index_page(params, experiment, claims, verdicts),
+    })

@@ -2,8 +2,10 @@
 
     G, D, objective = build(cfg, channels, n_classes, device)
     per step:  n_critic x objective.d_step(real, y)  ->  objective.g_step(real, y)
-               log every `log_every`, sample the fixed z every `sample_every`
-    end:       checkpoint.pt (atomic), samples.png, config.yaml; returns the loss history
+               log every `log_every`, sample the fixed z every `sample_every`,
+               keep `snapshots` evenly spaced copies of the sampling G (snapshots/, for the FID curve)
+    end:       checkpoint.pt (atomic), samples.png, the objective's own figures (e.g. FastGAN's
+               reconstructions), config.yaml; returns the loss history
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from ganrepro.models import build_models
 from ganrepro.tracking import Tracker
 from ganrepro.training.checkpoint import save_checkpoint
 from ganrepro.objectives import Objective, build_objective
-from ganrepro.utils import atomic_path, resolve_device, seed_everything
+from ganrepro.utils import atomic_path, resolve_device, save_torch, seed_everything
 
 
 class DivergenceError(RuntimeError):
@@ -66,6 +68,24 @@ def train_step(objective: Objective, data: Iterator) -> dict[str, float]:
     return logs
 
 
+def snapshot_steps(steps: int, n: int) -> set[int]:
+    """n evenly spaced steps in (0, steps], the last one included: steps=100, n=4 -> {25, 50, 75, 100}."""
+    return {math.ceil(steps * i / n) for i in range(1, n + 1)} if n else set()
+
+
+def snapshot_path(out_dir: Path, step: int) -> Path:
+    return Path(out_dir) / "snapshots" / f"G_step_{step:07d}.pt"
+
+
+def save_figures(figures: dict[str, torch.Tensor], out_dir: Path, tracker: Tracker) -> None:
+    """Each figure is a batch of images in [-1, 1], saved as one grid of rows of `ncol`."""
+    for name, (images, ncol) in figures.items():
+        path = out_dir / f"{name}.png"
+        with atomic_path(path) as tmp:
+            save_image(images.float().add(1).div(2).clamp(0, 1), tmp, format="png", nrow=ncol)
+        tracker.log_image(path)
+
+
 def check_finite(logs: dict[str, float], step: int) -> None:
     bad = {k: v for k, v in logs.items() if not math.isfinite(v)}
     if bad:
@@ -98,6 +118,7 @@ def train(cfg: RunConfig, processed: dict, out_dir: Path, tracker: Tracker) -> t
     fixed_y = torch.arange(cfg.train.n_samples, device=device) % processed["n_classes"]
 
     data = batches(images, labels, cfg.batch_size, gen, device)
+    keep = snapshot_steps(steps, cfg.train.snapshots)
     history, t0 = [], time.perf_counter()
     bar = tqdm(range(1, steps + 1), desc=f"train {cfg.name}", unit="step", mininterval=1.0)
     for step in bar:
@@ -110,13 +131,17 @@ def train(cfg: RunConfig, processed: dict, out_dir: Path, tracker: Tracker) -> t
         if step % cfg.train.sample_every == 0 or step == steps:
             grid = sample_grid(objective.eval_G, fixed_z, fixed_y, out_dir / "grids" / f"step_{step:07d}.png")
             tracker.log_image(grid)
+        if step in keep:
+            save_torch(snapshot_path(out_dir, step), {"G": objective.eval_G.state_dict(), "step": step})
     seconds = time.perf_counter() - t0
 
     save_checkpoint(out_dir / "checkpoint.pt", G=G, D=D, opt_g=objective.opt_g, opt_d=objective.opt_d,
                     objective=objective, step=steps, config=cfg.model_dump(mode="json"))
     sample_grid(objective.eval_G, fixed_z, fixed_y, out_dir / "samples.png")
+    save_figures(objective.figures(*next(data)), out_dir, tracker)
     summary = {
         "steps": steps,
+        "steps_per_epoch": round(len(images) / (cfg.batch_size * objective.n_critic), 3),
         "train_seconds": round(seconds, 2),
         "images_per_second": round(steps * objective.n_critic * cfg.batch_size / seconds, 1),
         **{f"final_{k}": round(v, 5) for k, v in history[-1].items() if k != "step"},
