@@ -96,7 +96,7 @@ def test_unknown_objective_and_loss_list_the_valid_names():
 
     with pytest.raises(KeyError, match=r"objective.name: unknown objective 'gann'; valid: .*gan"):
         build(tiny_run(objective={"name": "gann"}), 1, 10, torch.device("cpu"))
-    with pytest.raises(KeyError, match=r"objective.loss: unknown loss 'l2'; valid: bce, hinge, wasserstein"):
+    with pytest.raises(ConfigError, match=r"objective gan: loss: Value error, unknown loss 'l2'; valid: bce, hinge, wasserstein"):
         build(tiny_run(objective={"name": "gan", "loss": "l2"}), 1, 10, torch.device("cpu"))
     with pytest.raises(ConfigError, match=r"objective gan: n_critic: Input should be greater than 0"):
         build(tiny_run(objective={"name": "gan", "n_critic": 0}), 1, 10, torch.device("cpu"))

@@ -100,6 +100,7 @@ class TrainSettings(Strict):
     sample_every: PositiveInt = 500
     n_samples: PositiveInt = 64
     snapshots: int = Field(0, ge=0, description="evenly spaced G snapshots kept for the FID curve")
+    checkpoint_every: int = Field(0, ge=0, description="steps between resumable checkpoints (0: only at the end)")
 
 
 class ProfilingConfig(Strict):
@@ -255,7 +256,10 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides:
     p = params.models[preset].model_dump()
     p = _merge(p, overrides or {}, key("overrides"))
     p = _merge(p, prof.presets.get(preset, {}), f"profiles.{params.profile}.presets.{preset}")
+    from ganrepro.objectives import parse_objective
+
     family = MODELS.get(p["family"], key=f"models.{preset}.family")
+    parse_objective(p["objective"], key=f"{where or 'experiment'} ({preset}, profile {params.profile}): objective")
     _validate(family.Arch, params.models[preset].arch, f"models.{preset}.arch")  # the preset, even if overridden
     return RunConfig(
         name=name,

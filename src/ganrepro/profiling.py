@@ -38,9 +38,9 @@ def cpu_peak_bytes(prof) -> int:
 
 def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dict:
     device = resolve_device(cfg.device)
-    gen = seed_everything(cfg.seed)
+    seed_everything(cfg.seed)
     images = processed["images"]
-    data = batches(images, processed["labels"], cfg.batch_size, gen, device)
+    data = batches(images, processed["labels"], cfg.batch_size, cfg.seed, device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def run_steps(objective, n) -> list[float]:

@@ -34,10 +34,13 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 class Tracker:
-    def __init__(self, run_name: str, *, stage: str, profile: str, enabled: bool = True, flush_every: int = 500):
+    def __init__(self, run_name: str, *, stage: str, profile: str, enabled: bool = True, flush_every: int = 500,
+                 resume_run_id: str | None = None):
+        """`resume_run_id`: continue that run (a training resumed from its checkpoint), if it still exists."""
         self.run_name, self.stage, self.profile = run_name, stage, profile
         self.enabled = enabled
         self.flush_every = flush_every
+        self.resume_run_id = resume_run_id
         self.run_id: str | None = None
         self._buffer: list = []
 
@@ -60,8 +63,21 @@ class Tracker:
             "run_name": self.run_name,
             "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         }
-        self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=tags).info.run_id
+        if self.resume_run_id and self._exists(self.resume_run_id):
+            self.run_id = self.resume_run_id
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=tags).info.run_id
         return self
+
+    def _exists(self, run_id: str) -> bool:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+            return True
+        except MlflowException:
+            return False
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if not self.enabled or self.run_id is None:
@@ -75,6 +91,10 @@ class Tracker:
             self.client.set_terminated(self.run_id, status=status)
 
     # ------------------------------------------------------------ logging
+    def set_tag(self, key: str, value: Any) -> None:
+        if self.enabled:
+            self.client.set_tag(self.run_id, key, str(value))
+
     def log_params(self, params: dict[str, Any]) -> None:
         if not self.enabled:
             return

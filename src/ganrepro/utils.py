@@ -49,6 +49,19 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text())
 
 
+def check_writable(*folders: str | os.PathLike) -> None:
+    """Fail early, before any output, if a folder cannot be created or written: its nearest
+    existing ancestor must be a writable folder."""
+    for folder in map(Path, folders):
+        existing = folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise OutputError(f"cannot create output folder {folder}: {existing} is a file, not a folder")
+        if not os.access(existing, os.W_OK):
+            raise OutputError(f"output folder {folder} is not writable ({existing})")
+
+
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)

@@ -11,10 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from pydantic import ValidationError
 from torch import nn
 
 from ganrepro.config import ConfigError, Strict, format_validation_error
 from ganrepro.registry import Registry
+from ganrepro.training.distributed import average_gradients
 
 OBJECTIVES: Registry[type["Objective"]] = Registry("objective")
 
@@ -60,20 +62,25 @@ class Objective:
     def step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        average_gradients(opt)  # over torchrun's ranks; a no-op in one process
         opt.step()
 
 
-def build_objective(spec: dict[str, Any], G, D, opt_g, opt_d) -> Objective:
-    """`spec` is params.yaml's `objective: {name: ..., **args}`."""
+def parse_objective(spec: dict[str, Any], key: str = "objective") -> tuple[type[Objective], Objective.Args]:
+    """params.yaml's `objective: {name: ..., **args}` -> (the registered class, its validated Args)."""
     spec = dict(spec)
     name = spec.pop("name", None)
     if name is None:
-        raise ConfigError(f"objective: missing 'name'; valid: {', '.join(OBJECTIVES.names())}")
-    cls = OBJECTIVES.get(name, key="objective.name")
+        raise ConfigError(f"{key}: missing 'name'; valid: {', '.join(OBJECTIVES.names())}")
+    cls = OBJECTIVES.get(name, key=f"{key}.name")
     try:
-        args = cls.Args.model_validate(spec)
-    except Exception as e:  # pydantic.ValidationError
-        raise ConfigError(format_validation_error(f"objective {name}", cls.Args, e)) from None
+        return cls, cls.Args.model_validate(spec)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(f"{key} {name}", cls.Args, e)) from None
+
+
+def build_objective(spec: dict[str, Any], G, D, opt_g, opt_d) -> Objective:
+    cls, args = parse_objective(spec)
     return cls(G, D, opt_g, opt_d, args)
 
 

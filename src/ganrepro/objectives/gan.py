@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import torch
-from pydantic import PositiveInt
+from pydantic import PositiveInt, field_validator
 
 from ganrepro.config import Strict
 from ganrepro.losses import LOSSES
@@ -16,6 +16,13 @@ class GANObjective(Objective):
     class Args(Strict):
         loss: str = "bce"
         n_critic: PositiveInt = 1
+
+        @field_validator("loss")
+        @classmethod
+        def _known_loss(cls, v: str) -> str:
+            if v not in LOSSES:
+                raise ValueError(f"unknown loss {v!r}; valid: {', '.join(LOSSES.names())}")
+            return v
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
