@@ -50,3 +50,16 @@ def snapshot(module: torch.nn.Module) -> list[torch.Tensor]:
 
 def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
     return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+def poison_g_step(monkeypatch, objective_cls, at_call: int, value: float) -> None:
+    """Make the objective's `at_call`-th g_step report loss_g = value (NaN or inf), as a diverging GAN would."""
+    calls = {"n": 0}
+    g_step = objective_cls.g_step
+
+    def poisoned(self, real, y):
+        calls["n"] += 1
+        out = g_step(self, real, y)
+        return {**out, "loss_g": value} if calls["n"] == at_call else out
+
+    monkeypatch.setattr(objective_cls, "g_step", poisoned)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT, fake_processed, tiny_run
+from conftest import ROOT, fake_processed, poison_g_step, tiny_run
 from ganrepro.config import TrainSettings
 from ganrepro.tracking import Tracker
 from ganrepro.training import loop
@@ -137,15 +137,7 @@ def test_two_runs_with_the_same_seed_are_identical_on_cpu(tmp_path, mlflow_store
 def test_divergence_keeps_the_last_good_checkpoint_and_fails_the_run(tmp_path, mlflow_store, monkeypatch):
     from ganrepro.objectives.began import BEGANObjective
 
-    calls = {"n": 0}
-    g_step = BEGANObjective.g_step
-
-    def poisoned(self, real, y):
-        calls["n"] += 1
-        out = g_step(self, real, y)
-        return {**out, "loss_g": float("inf")} if calls["n"] == 5 else out
-
-    monkeypatch.setattr(BEGANObjective, "g_step", poisoned)
+    poison_g_step(monkeypatch, BEGANObjective, at_call=5, value=float("inf"))
     with pytest.raises(loop.DivergenceError, match=r"diverged at step 5: \{'loss_g': inf\}"):
         with Tracker("div", stage="train", profile="quick") as tracker:
             loop.train(began_cfg(), fake_processed(n=32), tmp_path / "run", tracker)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from conftest import fake_processed, tiny_run
+from conftest import fake_processed, poison_g_step, tiny_run
 from ganrepro.tracking import Tracker
 from ganrepro.training import loop
 from ganrepro.training.checkpoint import load_checkpoint
@@ -29,15 +29,7 @@ def test_epochs_convert_to_generator_steps():
 def test_a_nan_loss_stops_training_with_the_step(tmp_path, mlflow_store, monkeypatch):
     from ganrepro.objectives.gan import GANObjective
 
-    calls = {"n": 0}
-    real_g_step = GANObjective.g_step
-
-    def g_step(self, real, y):
-        calls["n"] += 1
-        out = real_g_step(self, real, y)
-        return {**out, "loss_g": float("nan")} if calls["n"] == 2 else out
-
-    monkeypatch.setattr(GANObjective, "g_step", g_step)
+    poison_g_step(monkeypatch, GANObjective, at_call=2, value=float("nan"))
     with pytest.raises(loop.DivergenceError, match=r"diverged at step 2: \{'loss_g': nan\}"):
         with Tracker("t", stage="train", profile="quick") as tracker:
             loop.train(tiny_run(steps=4), fake_processed(), tmp_path / "run", tracker)
