@@ -99,15 +99,17 @@ def test_evaluate_reports_fid_kid_is_lpips_and_the_fid_curve(feature_net, digits
     run = tiny_run(steps=4, train=TrainSettings(log_every=1, sample_every=9, n_samples=4, snapshots=2))
     images = torch.nn.functional.interpolate(digits["images"][:600].float(), size=32).to(torch.uint8)
     processed = {"images": images, "labels": digits["labels"][:600], "n_classes": 10}
-    with Tracker("t", stage="train", profile="quick") as tracker:
-        train(run, processed, tmp_path / "run", tracker)
+    for cfg, out in ((run, "run"), (run.model_copy(update={"seed": 1}), "seed1")):  # two training seeds
+        with Tracker(out, stage="train", profile="quick") as tracker:
+            train(cfg, processed, tmp_path / out, tracker)
     cfg = EvalConfig.model_validate({
         "fid": {"backends": ["digit_classifier"], "n_real": 500, "n_fake": 200, "paper_n_fake": 50,
                 "curve_n_fake": 100, "batch_size": 100, "kid_subsets": 5, "kid_subset_size": 50, "kid_n_real": 300},
         "lpips": {"backends": ["lpips_digit"], "n_pairs": 20},
         "inception_score": {"backends": ["digit_classifier"], "optional_backends": ["inception"], "n_fake": 100, "splits": 5},
     })
-    res = evaluation.evaluate(run, processed, tmp_path / "run" / "checkpoint.pt", cfg, torch.device("cpu"))
+    res = evaluation.evaluate(run, processed, tmp_path / "run" / "checkpoint.pt", cfg, torch.device("cpu"),
+                              other_seeds=[tmp_path / "seed1" / "checkpoint.pt"])
     fid_ = res["fid"]["digit_classifier"]
     assert fid_["value"] > 0 and fid_["protocol"]["n_fake"] == 200 and fid_["protocol"]["n_real"] == 500
     assert res["fid_paper_n"]["digit_classifier"]["protocol"]["n_fake"] == 50
@@ -120,3 +122,6 @@ def test_evaluate_reports_fid_kid_is_lpips_and_the_fid_curve(feature_net, digits
     curve = evaluation.fid_curve(run, processed, snaps, cfg, torch.device("cpu"))
     assert list(curve.columns) == ["step", "fid_digit_classifier"] and list(curve.step) == [2, 4]
     assert (curve.fid_digit_classifier > 0).all()
+    spread = res["fid_seeds"]["digit_classifier"]
+    assert spread["n"] == 2 and spread["values"][0] == fid_["value"] and spread["values"][1] != fid_["value"]
+    assert spread["std"] == pytest.approx(abs(spread["values"][0] - spread["values"][1]) / 2 ** 0.5, rel=1e-3)
