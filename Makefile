@@ -2,13 +2,14 @@
 # make test    create .venv if missing, run the test suite
 # make ui      browse the MLflow runs at http://127.0.0.1:5000
 # make paper   run the whole pipeline at the papers' scale (GPU, downloads)
+# make bench   run the benchmarks at quick scale on the CPU, write reports/benchmarks.md and .json
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test ui paper install
+.PHONY: repro test ui paper bench install
 
 install: $(STAMP)
 
@@ -30,3 +31,10 @@ ui: $(STAMP)
 
 paper: $(STAMP)
 	dvc exp run --name paper -S profile=paper
+
+bench: $(STAMP)
+	python benchmarks/deq_vs_wgan.py --quick
+	python benchmarks/pipeline_overhead.py --quick
+	python benchmarks/eval_cost.py --quick
+	python benchmarks/scaling.py --quick
+	python benchmarks/collect.py
