@@ -170,7 +170,7 @@ def tables(cfg, first: list[float], cached: list[float], result: dict, part_rows
     ])
     cpu = result["cpu"]
     cpu_ratio = statistics.median(cpu["cached"]) / statistics.median(cpu["first"])
-    main += (f"\n\nBy process CPU time (steadier than wall time when other jobs share the CPU): first "
+    main += (f"\n\nBy process CPU time, all threads together (about threads x wall on an idle CPU): first "
              f"{statistics.median(cpu['first']):.2f} s, cached {statistics.median(cpu['cached']):.2f} s, "
              f"cached / first {cpu_ratio:.3f}.")
     rows = ["| part, timed alone | images | seconds | images/s |", "|---|---|---|---|"]

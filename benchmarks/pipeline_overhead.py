@@ -229,9 +229,8 @@ def throughput_table(cfg, a: list[dict], b: list[dict]) -> tuple[str, float]:
     note = ("\n\nThe headline is the step loop's ratio (the median images/s of ours over the bare loop's). The whole "
             "call adds, for ours, the MLflow run's creation and end, config logging, the final checkpoint, sample "
             "grid and figures, and for both, building the models: fixed costs that a longer run spreads thinner. "
-            "CPU s is the process's CPU time over the step loop (all threads): with other jobs on the CPU, wall time "
-            "depends on the share this process gets, while the CPU time of a one-thread run (`--threads 1`) does "
-            "not, so its ratio is the steadier one there. "
+            "CPU s is the process's CPU time over the step loop, all threads together (about threads x wall on an "
+            "idle CPU; waiting threads spin, so it rises with contention too). "
             f"`train`'s own `train_seconds` for the same loop: {', '.join(str(r['train_seconds']) for r in a)} s. "
             f"Same work: the largest |difference| between ours' and the bare loop's final G and D weights over the "
             f"{len(a)} rounds is {same:.3g} ({'bit-identical' if same == 0 else 'NOT identical'}).")
