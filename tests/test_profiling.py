@@ -3,7 +3,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from conftest import fake_processed, tiny_run
-from ganrepro.profiling import MIB, cpu_peak_bytes, profile_run
+from ganrepro.profiling import MIB, cpu_memory, cpu_peak_bytes, profile_run
 
 
 def test_cpu_peak_counts_tensors_alive_together_not_the_net_change():
@@ -12,6 +12,18 @@ def test_cpu_peak_counts_tensors_alive_together_not_the_net_change():
         del keep
         torch.ones(2_500_000)  # 10 MB, freed at once
     assert 40e6 <= cpu_peak_bytes(prof) < 41e6
+
+
+def test_cpu_memory_carries_the_running_sum_across_profiler_windows():
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as first:
+        keep = torch.ones(2_500_000)  # 10 MB, still alive when the next window opens
+    peak, end = cpu_memory(first)
+    assert 10e6 <= peak < 10.1e6 and end == peak
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as second:
+        torch.ones(2_500_000)  # 10 MB more, freed at once
+    assert 20e6 <= cpu_memory(second, start=end)[0] < 20.1e6  # on top of the 10 MB from before
+    assert cpu_peak_bytes(second) < 10.1e6  # alone, the window sees only its own
+    del keep
 
 
 def test_profile_run_reports_memory_time_and_environment():
@@ -28,7 +40,7 @@ def test_a_deq_profile_names_its_solver_and_backward():
     arch = Arch(z_dim=8, ngf=4, ndf=4, f_solver="anderson", f_max_iter=3).model_dump()
     deq = dict(preset="deq_gan", family="deq", objective={"name": "deq_wgan", "n_critic": 1})
     out = profile_run(tiny_run(**deq, arch=arch), fake_processed(), steps=1, warmup=1)
-    assert (out["deq_solver"], out["deq_backward"]) == ("anderson <=3 steps f_tol 0.001", "1-step JFB")
+    assert out["model_settings"] == {"deq_solver": "anderson <=3 steps f_tol 0.001", "deq_backward": "1-step JFB"}
     out = profile_run(tiny_run(**deq, arch={**arch, "ift": True}), fake_processed(), steps=1, warmup=1)
-    assert out["deq_backward"] == "IFT"
-    assert "deq_backward" not in profile_run(tiny_run(), fake_processed(), steps=1, warmup=1)
+    assert out["model_settings"]["deq_backward"] == "IFT"
+    assert profile_run(tiny_run(), fake_processed(), steps=1, warmup=1)["model_settings"] == {}  # DCGAN: none

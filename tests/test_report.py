@@ -54,7 +54,7 @@ def fixture_metrics() -> Metrics:
     hist = pd.DataFrame({"step": range(10, 101, 10), "M_global": [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]})
     return Metrics(
         evaluate={"a": EVAL, "b": {"fid": {"digit_classifier": {"value": 40.0, "protocol": {}}}}},
-        profile={"deq": {"peak_memory_mb": 30.0, "seconds_per_epoch": 9.0, "device": "cpu", "deq_backward": "IFT"},
+        profile={"deq": {"peak_memory_mb": 30.0, "seconds_per_epoch": 9.0, "device": "cpu", "model_settings": {"deq_backward": "IFT"}},
                  "wgan": {"peak_memory_mb": 60.0, "seconds_per_epoch": 2.0, "device": "cpu"}},
         history={"began": hist},
         curve={"began": pd.DataFrame({"step": [20, 40, 60, 80, 100], "fid_digit_classifier": [50, 40, 30, 20, 10]})},

@@ -17,6 +17,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ganrepro.config import RunConfig
+from ganrepro.models import describe_arch
 from ganrepro.training.loop import batches, build, train_step
 from ganrepro.utils import resolve_device, seed_everything
 
@@ -28,22 +29,23 @@ def environment(device: torch.device) -> dict:
     return {"device": f"{device.type}: {name}", "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
-def cpu_peak_bytes(prof) -> int:
-    running = peak = 0
+def cpu_memory(prof, start: int = 0) -> tuple[int, int]:
+    """(peak, end) of the running sum of bytes allocated - freed, op by op in start order, from `start`
+    (what was allocated before this profiler window, when a measurement spans several)."""
+    running, peak = start, 0
     for e in sorted(prof.events(), key=lambda e: e.time_range.start):
         running += e.self_cpu_memory_usage
         peak = max(peak, running)
-    return peak
+    return peak, running
 
 
-def deq_setting(cfg: RunConfig) -> dict:
-    """A DEQ's solver and backward, which its memory and time depend on (empty for other families)."""
-    if cfg.family != "deq":
-        return {}
-    a = cfg.arch
-    jfb = a["grad"] == 1 and a["tau"] == 1.0
-    backward = "IFT" if a["ift"] else "1-step JFB" if jfb else f"phantom k={a['grad']} tau={a['tau']:g}"
-    return {"deq_solver": f"{a['f_solver']} <={a['f_max_iter']} steps f_tol {a['f_tol']:g}", "deq_backward": backward}
+def cpu_peak_bytes(prof) -> int:
+    return cpu_memory(prof)[0]
+
+
+def synchronizer(device: torch.device):
+    """Waits for the device's queued work, before a clock is read (a no-op on CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
 def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dict:
@@ -51,7 +53,7 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
     seed_everything(cfg.seed)
     images = processed["images"]
     data = batches(images, processed["labels"], cfg.batch_size, cfg.seed, device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
 
     def run_steps(objective, n) -> list[float]:
         times = []
@@ -87,6 +89,6 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
         "batch_size": cfg.batch_size,
         "img_size": cfg.img_size,
         "memory_method": method,
-        **deq_setting(cfg),
+        "model_settings": describe_arch(cfg.family, cfg.arch),  # e.g. a DEQ's solver and backward
         **environment(device),
     }

@@ -9,7 +9,7 @@ Every G and D share one interface:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from torch import nn
 
@@ -21,13 +21,20 @@ class Family:
     name: str
     Arch: type  # a pydantic model of the family's hyper-parameters
     build: Callable[..., tuple[nn.Module, nn.Module]]  # (arch, img_size, channels, n_classes) -> G, D
+    describe: Callable[[Any], dict] | None = None  # arch -> settings its memory and time depend on
 
 
 MODELS: Registry[Family] = Registry("model")
 
 
-def register_family(name: str, Arch: type, build: Callable) -> Family:
-    return MODELS.register(name)(Family(name, Arch, build))
+def register_family(name: str, Arch: type, build: Callable, describe: Callable | None = None) -> Family:
+    return MODELS.register(name)(Family(name, Arch, build, describe))
+
+
+def describe_arch(family: str, arch: dict) -> dict:
+    """The settings a family says its measurements depend on (a DEQ's solver and backward), or {}."""
+    fam = MODELS.get(family, key="family")
+    return fam.describe(fam.Arch.model_validate(arch)) if fam.describe else {}
 
 
 def build_models(family: str, arch: dict, img_size: int, channels: int, n_classes: int):

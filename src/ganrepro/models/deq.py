@@ -263,4 +263,11 @@ def build(arch: Arch, img_size: int, channels: int, n_classes: int) -> tuple[G, 
     return G(arch, channels, img_size, n_classes), D(arch.ndf, channels, img_size, n_classes, arch.conditional)
 
 
-register_family("deq", Arch, build)
+def describe(arch: Arch) -> dict:
+    """The forward solve and the backward, which a DEQ's memory and time depend on (profiling's protocol)."""
+    jfb = arch.grad == 1 and arch.tau == 1.0
+    backward = "IFT" if arch.ift else "1-step JFB" if jfb else f"phantom k={arch.grad} tau={arch.tau:g}"
+    return {"deq_solver": f"{arch.f_solver} <={arch.f_max_iter} steps f_tol {arch.f_tol:g}", "deq_backward": backward}
+
+
+register_family("deq", Arch, build, describe)

@@ -71,8 +71,8 @@ def profile_value(run: str, metric: str, m: Metrics) -> tuple[float | None, str]
     prof = m.profile.get(run)
     if not prof or metric not in prof:
         return None, f"not profiled: {run}"
-    keys = ("device", "memory_method", "batch_size", "img_size", "steps_timed", "torch", "deq_solver", "deq_backward")
-    return prof[metric], describe({k: prof[k] for k in keys if k in prof})
+    keys = ("device", "memory_method", "batch_size", "img_size", "steps_timed", "torch")
+    return prof[metric], describe({**{k: prof[k] for k in keys if k in prof}, **prof.get("model_settings", {})})
 
 
 def mglobal_fid_spearman(run: str, m: Metrics) -> tuple[float | None, str]:
