@@ -27,10 +27,36 @@ def device() -> torch.device:
 
 
 def environment(dev: torch.device | None = None) -> dict:
+    from ganrepro.profiling import environment as pipeline_environment
+
     dev = dev or device()
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    return {"device": f"{dev.type}: {name}", "torch": torch.__version__, "python": platform.python_version(),
-            "threads": torch.get_num_threads()}
+    env = pipeline_environment(dev)  # as the profile stage records it, plus the core count and Python
+    cores = "" if dev.type == "cuda" else f", {os.cpu_count()} cores"
+    return {**env, "device": env["device"] + cores, "python": platform.python_version()}
+
+
+def load_digits(tmp: Path, sizes) -> dict[int, dict]:
+    """mnist5k at each of `sizes` px, as the download and preprocess stages make it: {size: processed}."""
+    from ganrepro.data.datasets import DATASETS
+    from ganrepro.data.preprocess import load_processed, preprocess
+
+    DATASETS.get("mnist5k").download(tmp / "raw")
+    return {n: load_processed(preprocess("mnist5k", tmp / "raw", tmp, n)) for n in sorted(set(sizes))}
+
+
+def train_feature_net(digits28: dict, cfg=None) -> dict:
+    """The offline FID's digit classifier, trained (one epoch unless `cfg` says otherwise) and saved where
+    its backend looks (features.DIGIT_CLASSIFIER, relative to the cwd), as the feature_net stage does.
+    Returns its metrics."""
+    from ganrepro.config import FeatureNetConfig
+    from ganrepro.metrics.digit_classifier import train_classifier
+    from ganrepro.metrics.features import DIGIT_CLASSIFIER
+    from ganrepro.utils import save_torch
+
+    cfg = cfg or FeatureNetConfig(epochs=1, batch_size=64, lr=1e-3, holdout=500, seed=0)
+    net, metrics = train_classifier(digits28["images"], digits28["labels"], cfg)
+    save_torch(DIGIT_CLASSIFIER, net.state_dict())
+    return metrics
 
 
 def command() -> str:

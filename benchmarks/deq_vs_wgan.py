@@ -57,19 +57,17 @@ from torch import nn
 from torch.profiler import ProfilerActivity, profile
 from tqdm import tqdm
 
-from common import ROOT, device, write_section  # common.py puts src/ on sys.path
+from common import ROOT, device, load_digits, train_feature_net, write_section  # common.py puts src/ on sys.path
 
-from ganrepro.config import FeatureNetConfig, RunConfig, load_params
-from ganrepro.data.datasets import DATASETS
-from ganrepro.data.preprocess import load_processed, preprocess
+from ganrepro.config import RunConfig, load_params
 from ganrepro.evaluation import sampler
 from ganrepro.metrics import fid
-from ganrepro.metrics.digit_classifier import INPUT_SIZE, train_classifier
-from ganrepro.metrics.features import DIGIT_CLASSIFIER, build_backend
+from ganrepro.metrics.digit_classifier import INPUT_SIZE
+from ganrepro.metrics.features import build_backend
 from ganrepro.models import build_models
 from ganrepro.models.deq import Arch as DEQArch
 from ganrepro.pipeline import run
-from ganrepro.profiling import MIB, cpu_peak_bytes
+from ganrepro.profiling import MIB, cpu_memory, cpu_peak_bytes, synchronizer
 from ganrepro.training.loop import batches, build, train_step
 from ganrepro.utils import seed_everything
 
@@ -103,6 +101,7 @@ class Setting:
     cfg: RunConfig
     warm: bool = False  # warm-start the forward solve from the previous fixed point
     backward: str = ""
+    is_default: bool = False  # the pipeline's default (params.yaml); see mark_default
     # measured
     peak_mb: float = math.nan
     peak_part_mb: tuple = (math.nan, math.nan)  # peak within the critic steps (and build), the generator step
@@ -191,7 +190,7 @@ def mark_default(measured: list[Setting], default: RunConfig) -> None:
     """Label the setting that is the pipeline's default (params.yaml) as such."""
     for s in measured:
         if s.is_deq and not s.warm and s.cfg.arch == default.arch:
-            s.label += " (default)"
+            s.is_default, s.label = True, s.label + " (default)"
 
 
 # ---------------------------------------------------------------- models
@@ -222,10 +221,6 @@ def data_for(s: Setting, proc: dict, dev: torch.device):
     return batches(proc["images"], proc["labels"], s.cfg.batch_size, s.cfg.seed, dev)  # same batches for all
 
 
-def sync_fn(dev: torch.device):
-    return torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-
-
 def critic_steps(objective, data) -> tuple[torch.Tensor, torch.Tensor]:
     """The first half of train_step: n_critic critic steps, each on a fresh batch; returns the last batch."""
     for _ in range(objective.n_critic):
@@ -249,7 +244,7 @@ def timed_step(objective, data, sync, between=lambda: None) -> tuple[float, floa
 
 # ---------------------------------------------------------------- memory and time
 class CPUPeak:
-    """profiling.cpu_peak_bytes (the peak of the running sum of bytes allocated - freed, op by op in
+    """profiling.cpu_memory (the peak of the running sum of bytes allocated - freed, op by op in
     start order) over consecutive profiler windows, the sum carried from one to the next, so the
     peak is split by phase: 0 = building and critic steps, 1 = generator steps. (One window with
     record_function marks instead would corrupt the sum: the marks carry the negated memory of their ops.)"""
@@ -260,9 +255,8 @@ class CPUPeak:
     def phase(self, part: int, fn):
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             out = fn()
-        for e in sorted(prof.events(), key=lambda e: e.time_range.start):
-            self.running += e.self_cpu_memory_usage
-            self.peaks[part] = max(self.peaks[part], self.running)
+        peak, self.running = cpu_memory(prof, self.running)
+        self.peaks[part] = max(self.peaks[part], peak)
         return out
 
 
@@ -281,7 +275,7 @@ def cuda_profiled_step(objective, data, sync, dev, before: int) -> tuple[int, in
 def profiled_build(s: Setting, proc: dict, dev: torch.device, warmup: int):
     """Build the setting and run `warmup` steps (at least one), recording its peak memory over them as
     profiling.profile_run does, split into critic steps (and building) and generator steps."""
-    data, sync = data_for(s, proc, dev), sync_fn(dev)
+    data, sync = data_for(s, proc, dev), synchronizer(dev)
     if dev.type == "cuda":
         sync()
         torch.cuda.reset_peak_memory_stats(dev)
@@ -333,7 +327,7 @@ def timed_solve(G, batch_size: int, dev: torch.device, sync) -> float:
 
 def measure(all_settings: list[Setting], proc: dict, dev: torch.device, warmup: int, rounds: int) -> None:
     """Peak memory one setting at a time; then `rounds` round-robin timed steps of every setting."""
-    sync = sync_fn(dev)
+    sync = synchronizer(dev)
     built = [profiled_build(s, proc, dev, warmup) for s in tqdm(all_settings, desc="memory + warm-up", unit="setting")]
     for _ in tqdm(range(rounds), desc="timing (round-robin)", unit="round"):
         for s, (objective, data) in zip(all_settings, built):
@@ -359,7 +353,7 @@ class Trained:
 def train_equal_time(chosen: list[Setting], proc: dict, dev: torch.device, budget: float) -> list[Trained]:
     """Train each setting for `budget` seconds of its own steps, interleaved (least time so far next)."""
     runs = [Trained(s, build_objective(s, proc, dev), data_for(s, proc, dev)) for s in chosen]
-    sync = sync_fn(dev)
+    sync = synchronizer(dev)
     with tqdm(total=round(budget * len(runs)), desc=f"train {budget:g} s each", unit="s") as bar:
         while True:
             live = [r for r in runs if not r.diverged and r.seconds < budget]
@@ -373,14 +367,6 @@ def train_equal_time(chosen: list[Setting], proc: dict, dev: torch.device, budge
             r.seconds, r.steps = r.seconds + dt, r.steps + 1
             r.diverged = not all(math.isfinite(v) for v in logs.values())
             bar.update(round(min(budget, r.seconds)) - round(min(budget, r.seconds - dt)))
-
-
-def feature_backend(proc28: dict, cfg: FeatureNetConfig, dev: torch.device):
-    """Train the digit classifier and save it where the backend looks (relative to the cwd)."""
-    net, metrics = train_classifier(proc28["images"], proc28["labels"], cfg)
-    Path(DIGIT_CLASSIFIER).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), DIGIT_CLASSIFIER)
-    return build_backend("digit_classifier", 2048, dev), metrics
 
 
 def score(runs: list[Trained], proc: dict, backend, fid_cfg, dev: torch.device, tmp: Path) -> None:
@@ -402,7 +388,7 @@ def quality_settings(measured: list[Setting]) -> list[Setting]:
     jfb = next(s for s in deq if s.backward == JFB and s.group in ("backward", "grid"))
     ift = next(s for s in deq if s.backward == "IFT" and s.cfg.arch["f_solver"] == jfb.cfg.arch["f_solver"])
     fastest = min((s for s in deq if s not in (jfb, ift)), key=Setting.seconds)
-    default = [s for s in deq if "(default)" in s.label and s not in (jfb, ift, fastest)]
+    default = [s for s in deq if s.is_default and s not in (jfb, ift, fastest)]
     return [measured[0], jfb, ift, fastest, *default]
 
 
@@ -474,7 +460,7 @@ def verdict(best: Trained, meets: bool, wgan: Setting) -> str:
             f"(ift {a['ift']}, grad {a['grad']}, tau {a['tau']}), f_tol {a['f_tol']:g}, f_max_iter {a['f_max_iter']}, "
             f"b_max_iter {a['b_max_iter']}{', warm start' if s.warm else ''}): memory {m:.2f}x and time {t:.2f}x "
             f"WGAN's, FID {fmt(best.fid, 4)}.")
-    what += (" It is the pipeline's default (params.yaml)." if "(default)" in s.label else
+    what += (" It is the pipeline's default (params.yaml)." if s.is_default else
              " The pipeline's default (params.yaml) is another setting: make this one the default.")
     if meets:
         return what + (f" It meets the goal (memory <= {GOAL_MEMORY}, time <= {GOAL_TIME}, FID within "
@@ -584,11 +570,6 @@ This run took {meta['wall']} of wall time, under nice 19 (1-min load average {me
 
 
 # ---------------------------------------------------------------- main
-def load_digits(tmp: Path, sizes: list[int]) -> dict[int, dict]:
-    DATASETS.get("mnist5k").download(tmp / "raw")
-    return {n: load_processed(preprocess("mnist5k", tmp / "raw", tmp, n)) for n in sizes}
-
-
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="quick-profile widths, 32px, batch 32 (CPU, minutes)")
@@ -643,7 +624,8 @@ def main() -> None:
             clock.lap("Table 1 setting")
         runs = train_equal_time(quality_settings(measured), proc, dev, args.fid_seconds)
         clock.lap("equal-time training")
-        backend, cls_metrics = feature_backend(digits[INPUT_SIZE], net_cfg, dev)
+        cls_metrics = train_feature_net(digits[INPUT_SIZE], net_cfg)
+        backend = build_backend("digit_classifier", 2048, dev)
         score(runs, proc, backend, fid_cfg, dev, tmp)
         clock.lap("classifier and FID")
     best, meets = pick_best(runs, measured[0])

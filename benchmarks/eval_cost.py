@@ -29,18 +29,9 @@ from pathlib import Path
 
 import torch
 
-from common import ROOT, write_section
+from common import ROOT, load_digits, train_feature_net, write_section
 
 RUN = "dcgan_cifar10"  # a quick run on mnist5k at 32 px; its eval settings are the profile's own
-
-
-def load_digits(tmp: Path, size: int) -> dict:
-    """mnist5k at `size` px, as the download and preprocess stages make it."""
-    from ganrepro.data.datasets import DATASETS
-    from ganrepro.data.preprocess import load_processed, preprocess
-
-    DATASETS.get("mnist5k").download(tmp / "raw")
-    return load_processed(preprocess("mnist5k", tmp / "raw", tmp, size))
 
 
 def quick_run():
@@ -51,20 +42,6 @@ def quick_run():
     params = load_params(ROOT / "params.yaml").model_copy(update={"profile": "quick"})
     run = pipeline.run(params, RUN).model_copy(update={"device": "cpu"})
     return run, eval_config(params, RUN)
-
-
-def train_feature_net(tmp: Path) -> dict:
-    """A digit classifier trained for one epoch, saved where `features.DIGIT_CLASSIFIER` points (cwd-relative)."""
-    from ganrepro import paths
-    from ganrepro.config import FeatureNetConfig
-    from ganrepro.metrics.digit_classifier import INPUT_SIZE, train_classifier
-
-    digits = load_digits(tmp / "digits", INPUT_SIZE)
-    net, metrics = train_classifier(digits["images"], digits["labels"],
-                                    FeatureNetConfig(epochs=1, batch_size=64, lr=1e-3, holdout=500, seed=0))
-    paths.FEATURE_NETS.mkdir(parents=True, exist_ok=True)
-    torch.save(net.state_dict(), paths.FEATURE_NETS / "digit_classifier.pt")
-    return metrics
 
 
 def generator(run, channels: int, n_classes: int):
@@ -201,14 +178,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    from ganrepro.metrics.digit_classifier import INPUT_SIZE
+
     rounds = args.rounds or (3 if args.quick else 5)
     run, cfg = quick_run()
     old = Path.cwd()
     with tempfile.TemporaryDirectory(prefix="bench-eval-") as tmp:
         os.chdir(tmp)  # data/feature_nets and data/fid_stats resolve here, not in the project
         try:
-            net_metrics = train_feature_net(Path(tmp))
-            processed = load_digits(Path(tmp) / "digits32", run.img_size)
+            digits = load_digits(Path(tmp) / "digits", [INPUT_SIZE, run.img_size])
+            net_metrics = train_feature_net(digits[INPUT_SIZE])
+            processed = digits[run.img_size]
             G = generator(run, processed["images"].shape[1], processed["n_classes"])
             first, cached, result = first_vs_cached(run, cfg, processed, G, rounds)
             part_rows, _ = parts(run, cfg, processed, G)

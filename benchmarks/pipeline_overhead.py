@@ -39,18 +39,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common import ROOT, write_section
+from common import ROOT, load_digits, write_section
 
 RUN = "dcgan_cifar10"  # the dcgan preset; the quick profile resolves it to ngf = ndf = 32, 32 px, batch 64
-
-
-def load_digits(tmp: Path, size: int) -> dict:
-    """mnist5k at `size` px, as the download and preprocess stages make it."""
-    from ganrepro.data.datasets import DATASETS
-    from ganrepro.data.preprocess import load_processed, preprocess
-
-    DATASETS.get("mnist5k").download(tmp / "raw")
-    return load_processed(preprocess("mnist5k", tmp / "raw", tmp, size))
 
 
 def quick_config(steps: int):
@@ -300,7 +291,7 @@ def main() -> None:
         os.environ.pop("MLFLOW_TRACKING_URI", None)
         from ganrepro.tracking import Tracker
 
-        processed = load_digits(tmp, 32)
+        processed = load_digits(tmp, [32])[32]
         cfg = quick_config(steps)
         t = time.perf_counter()
         with Tracker("bench-store-setup", stage="benchmark", profile="quick"):

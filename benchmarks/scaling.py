@@ -58,6 +58,7 @@ def fake_data(size: int, batch: int, n_critic: int) -> dict:
 
 def time_cell(cfg, device: torch.device, variant: str, steps: int, cell_seconds: float) -> dict:
     """Build the family at cfg's size and batch, then time generator steps; or say why it could not."""
+    from ganrepro.profiling import synchronizer
     from ganrepro.training.loop import batches, build, train_step
     from ganrepro.utils import seed_everything
 
@@ -71,7 +72,7 @@ def time_cell(cfg, device: torch.device, variant: str, steps: int, cell_seconds:
         D.to(memory_format=torch.channels_last)
     processed = fake_data(cfg.img_size, cfg.batch_size, objective.n_critic)
     data = batches(processed["images"], processed["labels"], cfg.batch_size, cfg.seed, device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     amp = (torch.autocast("cuda", dtype=torch.bfloat16) if variant == "bf16" else torch.autocast("cpu", enabled=False))
 
     def one() -> tuple[float, float]:
