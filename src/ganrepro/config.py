@@ -123,6 +123,11 @@ class ProfileConfig(Strict):
     img_size: Optional[PositiveInt] = Field(None, description="every run's image size, or null")
     presets: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="per preset: preset fields to override (arch/objective key by key)")
+    steps: Optional[PositiveInt] = Field(
+        None, description="every run's generator steps, over its preset's epochs or steps (the paper dry run: 2)")
+    dry_run: bool = Field(False, description="a dry run: shapes and protocols only; pages say so, no results")
+    verify_downloads: bool = Field(
+        True, description="check torchvision's md5s; false only for the dry run's synthetic fixtures")
     train: TrainSettings = TrainSettings()
     seeds: PositiveInt = Field(1, description="training seeds per run (seed, seed+1, ...), for the spread")
     eval: EvalConfig
@@ -256,6 +261,8 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides:
     p = params.models[preset].model_dump()
     p = _merge(p, overrides or {}, key("overrides"))
     p = _merge(p, prof.presets.get(preset, {}), f"profiles.{params.profile}.presets.{preset}")
+    if prof.steps:
+        p = {**p, "steps": prof.steps, "epochs": None}
     from ganrepro.objectives import parse_objective
 
     family = MODELS.get(p["family"], key=f"models.{preset}.family")

@@ -11,6 +11,10 @@ The result (see `evaluate`) is keyed metric -> backend -> {value, [std], protoco
     lpips_diversity            mean LPIPS over independent fake x fake pairs
     lpips_real_fake            mean LPIPS over (real, fake) pairs: real drawn without replacement
     fid_seeds                  FID of every training seed's final G: mean, std (ddof 1), n, values
+
+Generated images are quantised to uint8 before every metric (`quantise_uint8`), exactly as
+torchvision's `save_image` writes the papers' sample PNGs that pytorch-fid then reads back; real
+images are uint8 already. Every fake-image protocol records `quantised: uint8`.
 """
 from __future__ import annotations
 
@@ -40,8 +44,22 @@ def load_generator(run: RunConfig, checkpoint: Path, channels: int, n_classes: i
     return G.to(device).eval()
 
 
+QUANTISED = {"quantised": "uint8"}  # recorded in the protocol of every metric of generated images
+
+
+def quantise_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats -> the nearest of the 256 levels a saved PNG holds, back in [-1, 1].
+
+    torchvision's `save_image(x, normalize=True, value_range=(-1, 1))`: (x + 1) / 2 * 255 + 0.5,
+    clamped to [0, 255] and truncated to uint8; then read back as uint8 / 255 (pytorch-fid's
+    ToTensor), mapped to [-1, 1] as the real images are (uint8 / 127.5 - 1).
+    """
+    levels = (x.float().add(1).div(2).mul(255).add(0.5).clamp(0, 255)).to(torch.uint8)  # (B, C, H, W)
+    return levels.float() / 127.5 - 1
+
+
 def sampler(G, n_classes: int, seed: int) -> Callable[[int], torch.Tensor]:
-    """n -> n generated images in [-1, 1], from a seeded stream of z and labels.
+    """n -> n generated images in [-1, 1], quantised to uint8 levels, from a seeded stream of z and labels.
 
     Randomness inside G (FastGAN's noise injection draws from torch's global generator) is seeded
     from the same stream, inside a forked RNG state: the same seed gives the same images whatever
@@ -57,7 +75,7 @@ def sampler(G, n_classes: int, seed: int) -> Callable[[int], torch.Tensor]:
         z = G.sample_z(n, generator=gen)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(seed * 1_000_003 + next(calls))  # G's own noise; z and y's stream untouched
-            return G(z, y).float().clamp(-1, 1)
+            return quantise_uint8(G(z, y).float().clamp(-1, 1))
 
     return sample
 
@@ -89,7 +107,7 @@ def load_real_stats(run: RunConfig, name: str, images: torch.Tensor, cfg: EvalCo
 
 
 def fid_and_kid(stats: fid.RealStats, fake: np.ndarray, cfg: EvalConfig) -> tuple[dict, dict]:
-    protocol = {**stats.protocol, "n_fake": len(fake)}
+    protocol = {**stats.protocol, "n_fake": len(fake), **QUANTISED}
     k = kid(stats.features, fake, cfg.fid.kid_subsets, cfg.fid.kid_subset_size)
     return ({"value": round(fid.fid_against(stats.mu, stats.sigma, fake), 4), "protocol": protocol},
             {"value": round(k["value"], 6), "std": round(k["std"], 6),
@@ -119,7 +137,7 @@ def compute_is(sample: Callable, cfg: EvalConfig, device) -> dict:
         logits = np.concatenate([net(sample(min(batch, n - i))) for i in range(0, n, batch)])
         res = inception_score(logits, cfg.inception_score.splits)
         out[name] = {"value": round(res["value"], 4), "std": round(res["std"], 4),
-                     "protocol": {**net.protocol(), **res["protocol"]}}
+                     "protocol": {**net.protocol(), **res["protocol"], **QUANTISED}}
     return out
 
 
@@ -130,9 +148,9 @@ def compute_lpips(images: torch.Tensor, sample: Callable, cfg: EvalConfig, devic
     for name in names:
         dist, protocol = LPIPS.get(name, key="eval.lpips.backends")(device)
         out["lpips_diversity"][name] = {"value": round(diversity(dist, sample, n), 5),
-                                        "protocol": {**protocol, "n_pairs": n, "pairs": "independent fake x fake"}}
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "independent fake x fake", **QUANTISED}}
         out["lpips_real_fake"][name] = {"value": round(real_fake(dist, images, sample, n, seed), 5),
-                                        "protocol": {**protocol, "n_pairs": n, "pairs": "real x independent fake"}}
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "real x independent fake", **QUANTISED}}
     return out
 
 

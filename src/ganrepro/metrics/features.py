@@ -5,6 +5,10 @@
 
 `protocol()` records what a number was computed with: backend, weight file and its sha256,
 dims and the resize applied.
+
+Inception's 64, 192 and 768 dims are the outputs of earlier blocks (64 x 73 x 73, 192 x 35 x 35,
+768 x 17 x 17 at 299px), globally average-pooled to (B, dims) as pytorch-fid's `get_activations`
+does; its 2048 dims already end in the global pool.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ganrepro import paths
@@ -78,8 +83,10 @@ def inception(dims: int = 2048, device: torch.device = torch.device("cpu")) -> F
     def fn(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device).float().add(1).div(2)  # [-1, 1] -> [0, 1], as pytorch-fid expects
         if x.shape[1] == 1:
-            x = x.repeat(1, 3, 1, 1)
-        return net(x)[0].flatten(1)  # (B, dims)
+            x = x.repeat(1, 3, 1, 1)  # grey -> RGB, as pytorch-fid's Image.convert("RGB")
+        out = net(x)[0]  # (B, dims, h, w): 2048 ends in the global pool (h = w = 1), 64/192/768 do not
+        return F.adaptive_avg_pool2d(out, 1).flatten(1)  # (B, dims), pytorch-fid's get_activations
+
 
     return FeatureBackend("inception", dims, file, "bilinear to 299x299 (pytorch-fid)", net, fn)
 
