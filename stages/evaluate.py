@@ -3,12 +3,14 @@ and the spread of FID over its training seeds (profiles.<profile>.seeds).
 
 Writes reports/metrics/evaluate/<run>.json (values with their protocols), the curve
 reports/plots/<run>_fid.csv (one row per training snapshot), and logs an MLflow run.
+A missing or unreadable checkpoint, snapshot or weight file stops it before any metric is computed.
 """
 from ganrepro import cli, paths, pipeline
 from ganrepro.config import eval_config, load_params
 from ganrepro.data.preprocess import load_processed
-from ganrepro.evaluation import evaluate, fid_curve
+from ganrepro.evaluation import check_weight_files, evaluate, fid_curve
 from ganrepro.tracking import Tracker, flatten
+from ganrepro.training.checkpoint import check_checkpoint
 from ganrepro.utils import atomic_path, resolve_device, write_json
 
 
@@ -17,9 +19,12 @@ def main() -> None:
     run = pipeline.run(params, cli.run_name())
     cfg, device = eval_config(params, run.name), resolve_device(params.active.device)
     processed = load_processed(pipeline.processed_file(run))
+    checkpoints = [out_dir / "checkpoint.pt" for _, out_dir in pipeline.seed_runs(run, params.active.seeds)]
+    for path in [*checkpoints, *pipeline.snapshots(run)]:
+        check_checkpoint(path)
+    check_weight_files(cfg)  # every weight file too, before any metric is computed
     with Tracker(f"{run.name}-eval", stage="evaluate", profile=run.profile) as tracker:
         tracker.log_config(run.model_dump(mode="json") | {"eval": cfg.model_dump()})
-        checkpoints = [out_dir / "checkpoint.pt" for _, out_dir in pipeline.seed_runs(run, params.active.seeds)]
         results = evaluate(run, processed, checkpoints[0], cfg, device, other_seeds=checkpoints[1:])
         curve = fid_curve(run, processed, pipeline.snapshots(run), cfg, device)
         tracker.log_metrics({k: v for k, v in flatten(results).items() if k.endswith(".value")})

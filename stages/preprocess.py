@@ -5,8 +5,9 @@ from ganrepro.data.preprocess import preprocess
 
 
 def main() -> None:
-    for name, size in pipeline.processed_sets(load_params()):
-        preprocess(name, paths.RAW / name, paths.PROCESSED, size)
+    params = load_params()
+    for name, size in pipeline.processed_sets(params):
+        preprocess(name, paths.RAW / name, paths.PROCESSED, size, verify=params.active.verify_downloads)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
-"""The CPU peak-memory method sees allocations that are freed before the end."""
+"""The CPU peak-memory method sees allocations that are freed before the end; parameter, FLOP and op
+counts of one training step."""
+import pytest
 import torch
 from torch.profiler import ProfilerActivity, profile
 
 from conftest import fake_processed, tiny_run
-from ganrepro.profiling import MIB, cpu_memory, cpu_peak_bytes, profile_run
+from ganrepro.profiling import MIB, OpCounter, cpu_memory, cpu_peak_bytes, profile_run
 
 
 def test_cpu_peak_counts_tensors_alive_together_not_the_net_change():
@@ -44,3 +46,47 @@ def test_a_deq_profile_names_its_solver_and_backward():
     out = profile_run(tiny_run(**deq, arch={**arch, "ift": True}), fake_processed(), steps=1, warmup=1)
     assert out["model_settings"]["deq_backward"] == "IFT"
     assert profile_run(tiny_run(), fake_processed(), steps=1, warmup=1)["model_settings"] == {}  # DCGAN: none
+
+
+# ---------------------------------------------------------------- parameters and FLOPs of one step
+def test_profile_run_counts_the_parameters_of_g_and_d():
+    from ganrepro.models import build_models
+
+    run = tiny_run()
+    out = profile_run(run, fake_processed(), steps=1, warmup=1)
+    G, D = build_models(run.family, run.arch, run.img_size, 1, 10)
+    assert out["params_g"] == sum(p.numel() for p in G.parameters())
+    assert out["params_d"] == sum(p.numel() for p in D.parameters())
+    assert out["params_g"] != out["params_d"]  # so that swapping them fails too
+
+
+def test_the_flops_of_one_step_scale_with_the_batch():
+    small = profile_run(tiny_run(batch_size=4), fake_processed(), steps=1, warmup=1)
+    big = profile_run(tiny_run(batch_size=8), fake_processed(), steps=1, warmup=1)
+    assert small["flops_per_step"] > 0 and small["aten_ops_per_step"] > 0
+    assert big["flops_per_step"] == pytest.approx(2 * small["flops_per_step"], rel=0.01)  # convolutions: linear
+    assert big["params_g"] == small["params_g"]
+
+
+def test_one_step_is_one_generator_step_with_its_n_critic_critic_steps():
+    """f(n_critic) = g + n_critic x d: each critic step adds the same FLOPs. Also runs WGAN-GP's gradient
+    penalty (autograd.grad on a leaf) under the counter, which FlopCounterMode's module tracker breaks."""
+    wgan = dict(family="wgan_gp", arch={"z_dim": 8, "ngf": 4, "ndf": 4}, betas=(0.0, 0.9))
+    flops = {n: profile_run(tiny_run(**wgan, objective={"name": "wgan_gp", "n_critic": n}), fake_processed(n=32),
+                            steps=1, warmup=1)["flops_per_step"] for n in (1, 2, 3)}
+    assert flops[2] > flops[1] > 0
+    assert flops[3] - flops[1] == pytest.approx(2 * (flops[2] - flops[1]), rel=0.01)
+
+
+def test_the_op_count_leaves_out_views_and_optimiser_steps():
+    x = torch.ones(3, requires_grad=True)
+    x.grad = torch.ones(3)
+    opt = torch.optim.SGD([x], lr=0.1)
+    counter = OpCounter()
+    with counter.outside_optimisers():
+        y = x.detach().view(3) * 2  # detach and view: no kernel; mul: one
+        opt.step()  # its ops are not counted
+    assert counter.ops == 1 and not torch.equal(x.detach(), torch.ones(3))  # the step did run
+    with counter.outside_optimisers():
+        y + 1
+    assert counter.ops == 2

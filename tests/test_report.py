@@ -5,7 +5,8 @@ import pytest
 
 from conftest import ROOT, tiny_run
 from ganrepro.report.claims import TABLE_COLUMNS, Metrics, check_claims, our_value, paper_tables
-from ganrepro.report.render import banner, load_claims, run_table, write_table
+from ganrepro.report.render import (DRY_RUN_BANNER, banner, experiment_page, index_page, load_claims, paper_page,
+                                    run_table, runs_page, write_table)
 
 PUBLISHED = {"fid": {"id": "c", "paper": "dcgan-vs-sagan", "table": "Sec. 5", "row": "DCGAN", "run": "dcgan_cifar10",
                      "metric": "fid", "value": 148.72, "protocol": {"backend": "inception", "dims": 2048}}}
@@ -47,6 +48,42 @@ def test_the_quick_banner_says_its_numbers_are_not_paper_scale():
     params = load_params(ROOT / "params.yaml")
     text = banner(params, tiny_run(dataset="cifar10", data="mnist5k"))
     assert "Quick profile" in text and "not paper-scale results" in text and "`mnist5k` stands in for `cifar10`" in text
+
+
+def dry_run_params(profile: str = "paper"):
+    """The project's params.yaml at `profile`, as the paper dry run overrides it."""
+    from ganrepro.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    dry = params.profiles[profile].model_copy(update={"dry_run": True, "steps": 2, "device": "cpu", "seeds": 1})
+    return params.model_copy(update={"profile": profile, "profiles": {**params.profiles, profile: dry}})
+
+
+def test_every_page_of_a_dry_run_opens_with_the_dry_run_banner():
+    params, run = dry_run_params(), tiny_run(profile="paper", dataset="cifar10", data="cifar10")
+    claims = {"papers": {"p": {"title": "P", "runs": [], "figures": []}}}
+    pages = {
+        "paper": paper_page(params, {"title": "P"}, [], "", [], [], run),
+        "experiment": experiment_page(params, run, "", {}, {}),
+        "index": index_page(params, run, claims, pd.DataFrame()),
+        "runs": runs_page(params, [run], ""),
+    }
+    for name, page in pages.items():
+        title, first, *_ = page.split("\n\n")
+        assert title.startswith("# ") and DRY_RUN_BANNER in first, name
+        assert "Paper profile" not in page, name  # in place of the paper banner
+    assert DRY_RUN_BANNER == "paper dry run: shapes and protocols only, no results"
+    assert "2 generator steps" in pages["index"]
+
+
+def test_the_paper_banner_without_a_dry_run_and_both_banners_on_a_quick_dry_run():
+    from ganrepro.config import load_params
+
+    params = load_params(ROOT / "params.yaml")
+    paper = params.model_copy(update={"profile": "paper"})
+    assert "Paper profile" in banner(paper, tiny_run()) and DRY_RUN_BANNER not in banner(paper, tiny_run())
+    quick = banner(dry_run_params("quick"), tiny_run(dataset="cifar10", data="mnist5k"))
+    assert DRY_RUN_BANNER in quick and "not paper-scale results" in quick
 
 
 # ---------------------------------------------------------------- claims

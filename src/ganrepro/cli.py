@@ -6,11 +6,12 @@ import sys
 from typing import Callable
 
 from ganrepro.config import ConfigError
+from ganrepro.corrupt import CorruptFileError
 from ganrepro.data.download import DownloadError
 from ganrepro.registry import UnknownNameError
 from ganrepro.utils import OutputError
 
-USER_ERRORS = (ConfigError, UnknownNameError, DownloadError, OutputError, FileNotFoundError)
+USER_ERRORS = (ConfigError, UnknownNameError, DownloadError, OutputError, FileNotFoundError, CorruptFileError)
 
 
 def run_name(argv: list[str] | None = None) -> str:

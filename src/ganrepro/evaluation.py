@@ -28,11 +28,12 @@ import torch
 
 from ganrepro import paths
 from ganrepro.config import EvalConfig, RunConfig
-from ganrepro.metrics import fid
+from ganrepro.corrupt import check, redownload
+from ganrepro.metrics import features, fid
 from ganrepro.metrics.features import backend_dims, build_backend, weights_missing
 from ganrepro.metrics.inception_score import LOGITS, inception_score, logits_missing
 from ganrepro.metrics.kid import kid
-from ganrepro.metrics.lpips import LPIPS, diversity, lpips_missing, real_fake
+from ganrepro.metrics.lpips import ALEXNET_FILE, ALEXNET_URL, LPIPS, diversity, lpips_missing, real_fake
 from ganrepro.models import build_models
 from ganrepro.training.checkpoint import load_checkpoint
 
@@ -91,6 +92,29 @@ def backends_to_run(names: list[str], optional: list[str], missing: Callable) ->
         else:
             skipped[name] = {"skipped": f"weights not found: {file.name} (README: Pretrained weights)"}
     return run, skipped
+
+
+def weight_files(cfg: EvalConfig) -> list[tuple[Path, str, str]]:
+    """(file, what it is, remedy) of every existing weight file the evaluation will load."""
+    digits = (Path(features.DIGIT_CLASSIFIER), "digit-classifier weights file", "retrain them with `dvc repro -f feature_net`")
+    files = {
+        "inception": (features.hub_file(features.INCEPTION_FILE), "FID Inception weights file",
+                      redownload(features.INCEPTION_URL)),
+        "digit_classifier": digits,
+        "lpips_alex": (features.hub_file(ALEXNET_FILE), "LPIPS AlexNet backbone weights file", redownload(ALEXNET_URL)),
+        "lpips_digit": digits,
+    }
+    names: set[str] = set()
+    for section, missing in ((cfg.fid, weights_missing), (cfg.inception_score, logits_missing), (cfg.lpips, lpips_missing)):
+        names |= set(backends_to_run(section.backends, section.optional_backends, missing)[0])
+    return sorted({files[n] for n in names if n in files and files[n][0].exists()})
+
+
+def check_weight_files(cfg: EvalConfig) -> None:
+    """Read every weight file the evaluation will load before any metric is computed: a damaged
+    LPIPS file then stops the stage at once, not after a 50k-sample Inception Score."""
+    for path, what, remedy in weight_files(cfg):
+        check(path, what, remedy)
 
 
 def real_stats_file(run: RunConfig, backend: str, cfg: EvalConfig, n_real: int) -> Path:

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from ganrepro.corrupt import reading
 from ganrepro.data.datasets import DATASETS
 from ganrepro.utils import save_torch
 
@@ -37,10 +38,11 @@ def to_array(img: Image.Image, channels: int, size: int) -> np.ndarray:
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
 
 
-def preprocess(name: str, raw: Path, out_root: Path, size: int) -> Path:
+def preprocess(name: str, raw: Path, out_root: Path, size: int, verify: bool = True) -> Path:
+    """`verify=False` (the dry run's synthetic fixtures) skips torchvision's md5 checks of the raw files."""
     spec = DATASETS.get(name, key="dataset")
     images, labels = [], []
-    for img, label in tqdm(spec.iter_images(Path(raw)), desc=f"{name} -> {size}px", unit="img"):
+    for img, label in tqdm(spec.iter_images(Path(raw), verify=verify), desc=f"{name} -> {size}px", unit="img"):
         images.append(to_array(img, spec.channels, size))
         labels.append(label)
     out = processed_path(out_root, name, size)
@@ -58,4 +60,5 @@ def load_processed(path: Path) -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing; run the preprocess stage (dvc repro preprocess)")
-    return torch.load(path, weights_only=True)
+    with reading(path, "preprocessed data file", "rebuild it with `dvc repro -f preprocess`"):
+        return torch.load(path, weights_only=True)

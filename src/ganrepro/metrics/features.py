@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ganrepro import paths
+from ganrepro.corrupt import reading, redownload
 from ganrepro.registry import Registry
 from ganrepro.utils import sha256_file
 
@@ -78,7 +79,9 @@ def inception(dims: int = 2048, device: torch.device = torch.device("cpu")) -> F
     file = hub_file(INCEPTION_FILE)
     if not file.exists():
         raise MissingWeightsError(file, INCEPTION_URL, "FID Inception")
-    net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]], resize_input=True, normalize_input=True).to(device).eval()
+    with reading(file, "FID Inception weights file", redownload(INCEPTION_URL)):  # pytorch-fid reads the file itself
+        net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]], resize_input=True, normalize_input=True)
+    net = net.to(device).eval()
 
     def fn(x: torch.Tensor) -> torch.Tensor:
         x = x.to(device).float().add(1).div(2)  # [-1, 1] -> [0, 1], as pytorch-fid expects
@@ -99,7 +102,8 @@ def digit_classifier(dims: int | None = None, device: torch.device = torch.devic
     if not file.exists():
         raise MissingWeightsError(file, None, "digit-classifier features")
     net = DigitClassifier()
-    net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    with reading(file, "digit-classifier weights file", "retrain them with `dvc repro -f feature_net`"):
+        net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     net = net.to(device).eval()
     fn = lambda x: net.embed(x.to(device))  # noqa: E731
     return FeatureBackend("digit_classifier", net.dims, file, f"grey, bilinear to {INPUT_SIZE}x{INPUT_SIZE}", net, fn)

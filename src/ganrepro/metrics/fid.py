@@ -17,6 +17,7 @@ import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 from tqdm import tqdm
 
+from ganrepro.corrupt import reading
 from ganrepro.metrics.features import FeatureBackend
 from ganrepro.utils import atomic_path
 
@@ -74,9 +75,10 @@ def real_stats(path: Path, backend: FeatureBackend, images: torch.Tensor, n: int
     """Load cached real statistics from `path`, or compute and cache them (mu, sigma, `keep` features)."""
     n = min(n, len(images))
     if path.exists():
-        z = np.load(path)
-        if "features" in z and len(z["features"]) >= min(keep, n):
-            return RealStats(z["mu"], z["sigma"], z["features"][:keep], json.loads(str(z["protocol"])))
+        with reading(path, "cached real-data statistics file", "recompute them with `dvc repro -f fid_stats`"), \
+                np.load(path) as z:
+            if "features" in z and len(z["features"]) >= min(keep, n):
+                return RealStats(z["mu"], z["sigma"], z["features"][:keep], json.loads(str(z["protocol"])))
     feats = extract(backend, real_batches(images, batch_size), n, f"real features ({backend.name})")
     mu, sigma = gaussian_stats(feats)
     protocol = {**backend.protocol(), "n_real": n}

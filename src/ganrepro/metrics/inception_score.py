@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 
+from ganrepro.corrupt import reading, redownload
 from ganrepro.metrics import features
 from ganrepro.registry import Registry
 
@@ -103,7 +104,8 @@ def inception(device: torch.device = torch.device("cpu")) -> features.FeatureBac
     if not file.exists():
         raise features.MissingWeightsError(file, features.INCEPTION_URL, "Inception Score")
     net = fid_inception_net()
-    net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+    with reading(file, "Inception Score's Inception weights file", redownload(features.INCEPTION_URL)):
+        net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     net = net.to(device).eval()
     fn = lambda x: inception_logits(net, inception_input(x.to(device)))  # noqa: E731
     return features.FeatureBackend("inception", INCEPTION_CLASSES, file, INCEPTION_RESIZE, net, fn)

@@ -13,10 +13,12 @@ replacement in a seeded order (with replacement only if n exceeds the data).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
 
+from ganrepro.corrupt import reading, redownload
 from ganrepro.metrics.features import MissingWeightsError, hub_file, weights_missing
 from ganrepro.registry import Registry
 from ganrepro.utils import sha256_file
@@ -39,7 +41,11 @@ def lpips_alex(device: torch.device) -> tuple[Callable, dict]:
 
     if not hub_file(ALEXNET_FILE).exists():
         raise MissingWeightsError(hub_file(ALEXNET_FILE), ALEXNET_URL, "LPIPS AlexNet backbone")
-    net = lpips.LPIPS(net="alex", verbose=False).to(device).eval()
+    with warnings.catch_warnings(), \
+            reading(hub_file(ALEXNET_FILE), "LPIPS AlexNet backbone weights file", redownload(ALEXNET_URL)):
+        warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=True`
+        net = lpips.LPIPS(net="alex", verbose=False)  # torchvision reads the file itself
+    net = net.to(device).eval()
 
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [-1, 1] (B, C, H, W) -> (B,)
         if a.shape[1] == 1:

@@ -116,15 +116,18 @@ def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def lpips_distance(net: str, device: torch.device) -> Callable:
     import lpips
 
+    from ganrepro.corrupt import reading, redownload
     from ganrepro.metrics.features import MissingWeightsError, hub_file
 
     file = hub_file(LPIPS_BACKBONES[net])
+    url = f"https://download.pytorch.org/models/{file.name}"
     if not file.exists():
         what = f"FastGAN recon_loss lpips (lpips_net {net}); offline, use recon_loss l1 or lpips_digit"
-        raise MissingWeightsError(file, f"https://download.pytorch.org/models/{file.name}", what)
-    with warnings.catch_warnings():  # lpips calls torchvision's deprecated `pretrained=True`
-        warnings.simplefilter("ignore", UserWarning)
-        model = lpips.LPIPS(net=net, verbose=False).to(device).eval().requires_grad_(False)
+        raise MissingWeightsError(file, url, what)
+    with warnings.catch_warnings(), reading(file, f"FastGAN's LPIPS {net} backbone weights file", redownload(url)):
+        warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=True`
+        model = lpips.LPIPS(net=net, verbose=False)  # torchvision reads the file itself
+    model = model.to(device).eval().requires_grad_(False)
 
     def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # [-1, 1] (B, C, H, W) -> (B,)
         if a.shape[1] == 1:

@@ -2,7 +2,8 @@
 the index, a CSV (and Markdown) beside every table, claims.csv, and the figures (PNG).
 
 Every table prints the paper's value, ours at the current profile, and both protocols side by side.
-A quick-profile page opens with a banner saying its numbers are not paper-scale results.
+A quick-profile page opens with a banner saying its numbers are not paper-scale results; a dry run's
+(`dry_run: true`, `make paper-dryrun`) with one saying it checks shapes and protocols only, no results.
 """
 from __future__ import annotations
 
@@ -74,9 +75,27 @@ def to_markdown(df: pd.DataFrame) -> str:
     return df.astype(object).where(df.notna(), "").to_markdown(index=False)
 
 
+DRY_RUN_BANNER = "paper dry run: shapes and protocols only, no results"
+
+
 def banner(params: Params, run: RunConfig) -> str:
+    prof = params.active
+    if prof.dry_run:  # in place of the paper banner; beside the quick one, were a quick profile a dry run
+        steps = f"{prof.steps} generator steps" if prof.steps else "its own step counts"
+        dry = (f"> **{DRY_RUN_BANNER}.** Profile `{params.profile}` ran with `dry_run: true`: every "
+               f"run trained {steps} on device `{prof.device}`, on whatever data and weight files the workspace "
+               "held (the dry run's synthetic fixtures and random stand-ins). Every number below checks that "
+               "the pipeline runs; none is a result, at any scale. See `reports/paper-plan.md` for what "
+               "`make paper` will need.")
+        if params.profile == "paper":
+            return dry
+        return dry + "\n>\n" + _quick_banner(params, run)
     if params.profile == "paper":
         return "> **Paper profile**: the papers' datasets, sizes and step counts."
+    return _quick_banner(params, run)
+
+
+def _quick_banner(params: Params, run: RunConfig) -> str:
     return (
         f"> **Quick profile** ({params.active.description}). "
         f"`{run.data}` stands in for `{run.dataset}`, and FID uses the offline digit-classifier features "
@@ -144,10 +163,14 @@ betas {tuple(run.betas)}, {train.get('steps')} generator steps, arch {run.arch}.
 
 ## Cost
 
-| peak memory (MiB) | seconds / step | images / s (training) | device | method |
-|---|---|---|---|---|
-| {prof.get('peak_memory_mb')} | {prof.get('seconds_per_step')} | {train.get('images_per_second')} | {prof.get('device')} | {prof.get('memory_method')} |
+| peak memory (MiB) | seconds / step | images / s (training) | params G | params D | GFLOP / step | device | method |
+|---|---|---|---|---|---|---|---|
+| {prof.get('peak_memory_mb')} | {prof.get('seconds_per_step')} | {train.get('images_per_second')} | {prof.get('params_g', '')} | {prof.get('params_d', '')} | {_gflop(prof.get('flops_per_step'))} | {prof.get('device')} | {prof.get('memory_method')} |
 """
+
+
+def _gflop(flops: int | None) -> str:
+    return "" if flops is None else f"{flops / 1e9:.3g}"
 
 
 def index_page(params: Params, run: RunConfig, claims: dict, verdicts: pd.DataFrame) -> str:

@@ -4,17 +4,21 @@
      step, config, history (the logged losses so far), complete, mlflow_run_id}
 
 A run resumes from `checkpoint.pt` when it holds an unfinished run (`complete: False`) of exactly
-the same resolved config; anything else starts afresh.
+the same resolved config; anything else starts afresh (an unreadable file with a one-line warning).
+A checkpoint or FID snapshot that cannot be read raises CorruptFileError, naming the file and the
+`dvc repro -f ...` that retrains its run.
 """
 from __future__ import annotations
 
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ganrepro.corrupt import CorruptFileError, check, one_line, reading
 from ganrepro.utils import save_torch
 
 
@@ -52,20 +56,64 @@ def save_checkpoint(path: Path, *, G, D, objective, step: int, config: dict, his
     })
 
 
+def retrain_command(path: Path) -> str:
+    """The stage that rewrites a file of data/runs/<run>/: `dvc repro -f train` or `... train_run@<run>`."""
+    parts = Path(path).parts
+    if "runs" in parts[:-1]:
+        run = parts[parts.index("runs") + 1]
+        return f"`dvc repro -f {'train' if run == 'experiment' else f'train_run@{run}'}`"
+    return "the train stage of its run"
+
+
+def _describe(path: Path) -> tuple[str, str]:
+    what = "FID snapshot" if Path(path).name.startswith("G_step_") else "checkpoint"
+    return what, f"retrain with {retrain_command(path)}"
+
+
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no checkpoint; run the train stage first")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    with reading(path, *_describe(path)):
+        return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def check_checkpoint(path: Path) -> None:
+    """Fail now, not after hours of metrics, on a missing or unreadable checkpoint or snapshot
+    (every byte is CRC-checked, which torch.load does not do)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no checkpoint; run the train stage first")
+    check(path, *_describe(path))
+
+
+_warned: set[tuple] = set()
+
+
+def _warn_fresh_start(path: Path, why: str) -> None:
+    """One line on stderr, once per file (the stage asks twice: for the MLflow run, then to resume)."""
+    from ganrepro.training import distributed
+
+    st = path.stat()
+    key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    if key not in _warned and distributed.is_main():
+        _warned.add(key)
+        print(f"warning: checkpoint {path} {why}; training starts afresh from step 0 (nothing to resume from)",
+              file=sys.stderr, flush=True)
 
 
 def resumable(path: Path, config: dict) -> dict | None:
     """The checkpoint at `path` if it is an unfinished run of this same `config`, else None."""
-    if not Path(path).exists():
+    path = Path(path)
+    if not path.exists():
         return None
     try:
         ckpt = load_checkpoint(path)
-    except Exception:  # an unreadable file is not resumed from (atomic writes make this rare)
+    except CorruptFileError as e:  # atomic writes make this rare: a copy cut short, a full disk
+        _warn_fresh_start(path, f"is unreadable, truncated or corrupt ({e.reason})")
+        return None
+    except Exception as e:  # e.g. written by an incompatible version of a library it pickles
+        _warn_fresh_start(path, f"cannot be loaded ({one_line(e)})")
         return None
     if ckpt.get("complete", True) or ckpt.get("config") != config:
         return None
