@@ -10,7 +10,9 @@ the same file) and for the dry run.
 Inception's BatchNorm statistics are made data-dependent: the running mean and variance of every
 BatchNorm are set from a few batches of the images it will see. With the default statistics
 (mean 0, variance 1) the random network's features collapse to nearly one point, FID comes out
-about 1e-15, and a parity test would pass whatever the metric did.
+about 1e-15, and a parity test would pass whatever the metric did. Its fc layer is scaled, for the
+same reason, so that the logits of those images vary by LOGIT_SPREAD across images: as initialised
+they vary by ~0.06, the softmax is nearly uniform and the Inception Score is 1.001 whatever it does.
 
     write_inception(torch_home, images)   pt_inception-2015-12-05-6726825d.pth (pytorch-fid FID)
     write_alexnet(torch_home)             alexnet-owt-7be5be79.pth (LPIPS)
@@ -26,6 +28,7 @@ from torch import nn
 INCEPTION_FILE = "pt_inception-2015-12-05-6726825d.pth"
 ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 VGG16_FILE = "vgg16-397923af.pth"
+LOGIT_SPREAD = 2.0  # the stand-in Inception's logits: std over the calibration images, mean over classes
 
 
 def checkpoints(torch_home: str | Path) -> Path:
@@ -60,14 +63,21 @@ def calibrate_batchnorm(net: nn.Module, batches) -> nn.Module:
 def write_inception(torch_home: str | Path, images: torch.Tensor, seed: int = 0, batch_size: int = 16,
                     n_calibrate: int = 64) -> Path:
     """A random FID Inception (pytorch-fid's `fid_inception_v3` layout, 1008 classes), BN calibrated
-    on the first `n_calibrate` of `images` (uint8 or [-1, 1] float, (N, C, H, W), grey or RGB)."""
-    from ganrepro.metrics.inception_score import fid_inception_net, inception_input
+    on the first `n_calibrate` of `images` (uint8 or [-1, 1] float, (N, C, H, W), grey or RGB), and fc
+    (weight and bias) scaled so that the logits of the first batch of them vary by LOGIT_SPREAD."""
+    from ganrepro.metrics.inception_score import fid_inception_net, inception_input, inception_logits
 
     torch.manual_seed(seed)
     net = fid_inception_net()
     x = images[:n_calibrate]
     x = x.float() / 127.5 - 1 if x.dtype == torch.uint8 else x.float()
     calibrate_batchnorm(net, (inception_input(x[i : i + batch_size]) for i in range(0, len(x), batch_size)))
+    with torch.no_grad():
+        logits = inception_logits(net, inception_input(x[:batch_size]))  # (B, 1008)
+        spread = logits.std(0).mean() if len(logits) > 1 else 0
+        if spread > 0:
+            net.fc.weight.mul_(LOGIT_SPREAD / spread)
+            net.fc.bias.mul_(LOGIT_SPREAD / spread)
     return _save(net.state_dict(), checkpoints(torch_home) / INCEPTION_FILE)
 
 
