@@ -1,7 +1,9 @@
 # make repro   create .venv if missing, install the pinned stack, run the DVC pipeline
 # make test    create .venv if missing, run the test suite
 # make ui      browse the MLflow runs at http://127.0.0.1:5000
-# make paper   run the whole pipeline at the papers' scale (GPU, downloads)
+# make paper          run the whole pipeline at the papers' scale (GPU, downloads)
+# make paper-data     download the paper profile's datasets (PAPER=deq-gan for one paper's)
+# make paper-dryrun   the paper profile's whole DAG on this CPU: paper shapes and protocols, 2 steps, synthetic data
 # make bench   run the benchmarks at quick scale on the CPU, write reports/benchmarks.md and .json
 PYTHON ?= python3
 VENV   := .venv
@@ -9,7 +11,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test ui paper bench install
+.PHONY: repro test ui paper paper-data paper-dryrun bench install
 
 install: $(STAMP)
 
@@ -31,6 +33,14 @@ ui: $(STAMP)
 
 paper: $(STAMP)
 	dvc exp run --name paper -S profile=paper
+
+# workspace build/paper-dryrun/ (its pages under the dry-run banner); writes reports/paper-plan.md
+paper-dryrun: $(STAMP)
+	python -m ganrepro.dryrun
+
+# one line per failed dataset, past failures; sets already complete are not fetched again
+paper-data: $(STAMP)
+	python stages/download.py --profile paper $(if $(PAPER),--paper $(PAPER))
 
 bench: $(STAMP)
 	python benchmarks/deq_vs_wgan.py --quick
