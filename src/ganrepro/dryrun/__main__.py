@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"where to write the plan (default: <project>/{DEFAULT_PLAN})")
     args = parser.parse_args(argv)
     runs = [r for r in (args.runs or "").split(",") if r] or None
+
+    def terminated(signum, frame):  # SIGTERM unwinds like Ctrl-C: DVC is stopped, the times so far are kept
+        raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         dry_run(runs, args.keep, args.plan)
     except DryRunError as e:

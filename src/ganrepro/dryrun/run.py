@@ -250,30 +250,48 @@ def repro(ws: Path, env: dict) -> dict[str, float]:
     cmd = [str(dvc) if dvc.exists() else "dvc", "repro"]
     say(f"{' '.join(cmd)} in {ws}")
     log = open(ws / PRIVATE / "repro.log", "wb")
+    clock = open(ws / PRIVATE / "stage-starts.tsv", "a")  # stage, wall-clock start: survives even a SIGKILL
     proc = subprocess.Popen(cmd, cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     starts: list[tuple[str, float]] = []
     failed: tuple[str, str] | None = None
     tail: list[bytes] = []
     pending = b""
     out = sys.stdout.buffer
-    while chunk := os.read(proc.stdout.fileno(), 1 << 16):
-        now = time.perf_counter()
-        out.write(chunk)
-        out.flush()
-        log.write(chunk)
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        for line in lines:
-            if m := RUNNING.search(line):
-                starts.append((m.group(1).decode(), now))
-            if m := FAILED.search(line):
-                failed = (m.group(1).decode(), m.group(2).decode(errors="replace").strip(": "))
-            tail = (tail + [line.split(b"\r")[-1]])[-40:]
-    rc = proc.wait()
+
+    def seconds_so_far(end: float) -> dict[str, float]:
+        return {name: round(((starts[i + 1][1] if i + 1 < len(starts) else end) - t), 1)
+                for i, (name, t) in enumerate(starts)}
+
+    try:
+        while chunk := os.read(proc.stdout.fileno(), 1 << 16):
+            now = time.perf_counter()
+            out.write(chunk)
+            out.flush()
+            log.write(chunk)
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                if m := RUNNING.search(line):
+                    starts.append((m.group(1).decode(), now))
+                    clock.write(f"{starts[-1][0]}\t{time.time():.1f}\n")
+                    clock.flush()
+                if m := FAILED.search(line):
+                    failed = (m.group(1).decode(), m.group(2).decode(errors="replace").strip(": "))
+                tail = (tail + [line.split(b"\r")[-1]])[-40:]
+        rc = proc.wait()
+    except BaseException as e:  # Ctrl-C, SIGTERM: stop DVC (it stops its stage), keep the times so far
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close(), clock.close()
+        stage = starts[-1][0] if starts else "(before any stage)"
+        raise DryRunError(f"interrupted ({type(e).__name__}: {e}) in stage {stage!r}",
+                          seconds_so_far(time.perf_counter())) from e
     end = time.perf_counter()
-    log.close()
-    seconds = {name: round(((starts[i + 1][1] if i + 1 < len(starts) else end) - t), 1)
-               for i, (name, t) in enumerate(starts)}
+    log.close(), clock.close()
+    seconds = seconds_so_far(end)
     if rc != 0:
         stage = failed[0] if failed else (starts[-1][0] if starts else "(before any stage)")
         why = failed[1] if failed else f"dvc exited with {rc}"
