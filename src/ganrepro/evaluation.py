@@ -28,12 +28,12 @@ import torch
 
 from ganrepro import paths
 from ganrepro.config import EvalConfig, RunConfig
-from ganrepro.corrupt import check, redownload
+from ganrepro.corrupt import check
 from ganrepro.metrics import features, fid
 from ganrepro.metrics.features import backend_dims, build_backend, weights_missing
 from ganrepro.metrics.inception_score import LOGITS, inception_score, logits_missing
 from ganrepro.metrics.kid import kid
-from ganrepro.metrics.lpips import ALEXNET_FILE, ALEXNET_URL, LPIPS, diversity, lpips_missing, real_fake
+from ganrepro.metrics.lpips import LPIPS, alexnet_weights, diversity, lpips_missing, real_fake
 from ganrepro.models import build_models
 from ganrepro.training.checkpoint import load_checkpoint
 
@@ -96,14 +96,9 @@ def backends_to_run(names: list[str], optional: list[str], missing: Callable) ->
 
 def weight_files(cfg: EvalConfig) -> list[tuple[Path, str, str]]:
     """(file, what it is, remedy) of every existing weight file the evaluation will load."""
-    digits = (Path(features.DIGIT_CLASSIFIER), "digit-classifier weights file", "retrain them with `dvc repro -f feature_net`")
-    files = {
-        "inception": (features.hub_file(features.INCEPTION_FILE), "FID Inception weights file",
-                      redownload(features.INCEPTION_URL)),
-        "digit_classifier": digits,
-        "lpips_alex": (features.hub_file(ALEXNET_FILE), "LPIPS AlexNet backbone weights file", redownload(ALEXNET_URL)),
-        "lpips_digit": digits,
-    }
+    digits = features.digit_classifier_weights()
+    files = {"inception": features.inception_weights(), "digit_classifier": digits,
+             "lpips_alex": alexnet_weights(), "lpips_digit": digits}
     names: set[str] = set()
     for section, missing in ((cfg.fid, weights_missing), (cfg.inception_score, logits_missing), (cfg.lpips, lpips_missing)):
         names |= set(backends_to_run(section.backends, section.optional_backends, missing)[0])

@@ -66,6 +66,15 @@ def hub_file(name: str) -> Path:
     return paths.torch_home() / "hub" / "checkpoints" / name
 
 
+def inception_weights() -> tuple[Path, str, str]:
+    """(file, what it is, remedy if it is damaged) of FID's Inception weights."""
+    return hub_file(INCEPTION_FILE), "FID Inception weights file", redownload(INCEPTION_URL)
+
+
+def digit_classifier_weights() -> tuple[Path, str, str]:
+    return Path(DIGIT_CLASSIFIER), "digit-classifier weights file", "retrain them with `dvc repro -f feature_net`"
+
+
 def weights_missing(backend: str) -> Path | None:
     """The missing weight file a backend needs, or None if it can run."""
     file = hub_file(INCEPTION_FILE) if backend == "inception" else Path(DIGIT_CLASSIFIER)
@@ -79,7 +88,7 @@ def inception(dims: int = 2048, device: torch.device = torch.device("cpu")) -> F
     file = hub_file(INCEPTION_FILE)
     if not file.exists():
         raise MissingWeightsError(file, INCEPTION_URL, "FID Inception")
-    with reading(file, "FID Inception weights file", redownload(INCEPTION_URL)):  # pytorch-fid reads the file itself
+    with reading(*inception_weights()):  # pytorch-fid reads the file itself
         net = InceptionV3([InceptionV3.BLOCK_INDEX_BY_DIM[dims]], resize_input=True, normalize_input=True)
     net = net.to(device).eval()
 
@@ -102,7 +111,7 @@ def digit_classifier(dims: int | None = None, device: torch.device = torch.devic
     if not file.exists():
         raise MissingWeightsError(file, None, "digit-classifier features")
     net = DigitClassifier()
-    with reading(file, "digit-classifier weights file", "retrain them with `dvc repro -f feature_net`"):
+    with reading(*digit_classifier_weights()):
         net.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
     net = net.to(device).eval()
     fn = lambda x: net.embed(x.to(device))  # noqa: E731

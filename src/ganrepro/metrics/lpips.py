@@ -29,6 +29,11 @@ ALEXNET_URL = f"https://download.pytorch.org/models/{ALEXNET_FILE}"
 LPIPS: Registry[Callable] = Registry("lpips backend")
 
 
+def alexnet_weights() -> tuple:
+    """(file, what it is, remedy if it is damaged) of LPIPS's AlexNet backbone."""
+    return hub_file(ALEXNET_FILE), "LPIPS AlexNet backbone weights file", redownload(ALEXNET_URL)
+
+
 def lpips_missing(backend: str):
     if backend == "lpips_alex":
         return None if hub_file(ALEXNET_FILE).exists() else hub_file(ALEXNET_FILE)
@@ -42,7 +47,7 @@ def lpips_alex(device: torch.device) -> tuple[Callable, dict]:
     if not hub_file(ALEXNET_FILE).exists():
         raise MissingWeightsError(hub_file(ALEXNET_FILE), ALEXNET_URL, "LPIPS AlexNet backbone")
     with warnings.catch_warnings(), \
-            reading(hub_file(ALEXNET_FILE), "LPIPS AlexNet backbone weights file", redownload(ALEXNET_URL)):
+            reading(*alexnet_weights()):
         warnings.simplefilter("ignore", UserWarning)  # lpips calls torchvision's deprecated `pretrained=True`
         net = lpips.LPIPS(net="alex", verbose=False)  # torchvision reads the file itself
     net = net.to(device).eval()
