@@ -4,6 +4,7 @@
 # make paper          run the whole pipeline at the papers' scale (GPU, downloads)
 # make paper-data     download the paper profile's datasets (PAPER=deq-gan for one paper's)
 # make paper-dryrun   the paper profile's whole DAG on this CPU: paper shapes and protocols, 2 steps, synthetic data
+# make compare the experiments side by side: the knobs and the experiment's headline metrics (dvc exp show)
 # make bench   run the benchmarks at quick scale on the CPU, write reports/benchmarks.md and .json
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +12,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: repro test ui paper paper-data paper-dryrun bench install
+.PHONY: repro test ui compare paper paper-data paper-dryrun bench install
 
 install: $(STAMP)
 
@@ -27,6 +28,12 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	python -m pytest
+
+# `dvc exp show` lists every column of every stage; keep the knobs (params the configure stage
+# declares) and the experiment's headline metrics: a table for a 200-column terminal
+COMPARE_KEEP := '^(Experiment|profile|model|dataset|lr|steps|seed)$$' '^(fid|inception_score|lpips_diversity)\.' '^train_seconds$$'
+compare: $(STAMP)
+	dvc exp show --param-deps --drop '.*' $(foreach k,$(COMPARE_KEEP),--keep $(k)) $(ARGS)
 
 ui: $(STAMP)
 	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000

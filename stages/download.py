@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
             raise ConfigError(f"--profile: unknown profile {args.profile!r}; valid: {valid}")
         params = params.model_copy(update={"profile": args.profile})
     papers = [p for arg in args.paper for p in arg.split(",") if p]
+    if not (papers or args.profile):  # the DVC stage, not make paper-data
+        pipeline.check_resolved("data.json", pipeline.data_config(params))
     names = paper_datasets(params, papers) if papers else pipeline.datasets(params)
     download_all(names, verify=params.active.verify_downloads)
 

@@ -13,6 +13,7 @@ from ganrepro.utils import resolve_device
 
 def main() -> None:
     params = load_params()
+    pipeline.check_resolved("fid_stats.json", pipeline.fid_stats_config(params))
     for run in pipeline.runs(params):
         files = real_stats_for(run, load_processed(pipeline.processed_file(run)), eval_config(params, run.name),
                                resolve_device(params.active.device))

@@ -6,6 +6,7 @@ from ganrepro.data.preprocess import preprocess
 
 def main() -> None:
     params = load_params()
+    pipeline.check_resolved("data.json", pipeline.data_config(params))
     for name, size in pipeline.processed_sets(params):
         preprocess(name, paths.RAW / name, paths.PROCESSED, size, verify=params.active.verify_downloads)
 

@@ -162,3 +162,65 @@ def test_extra_training_seeds_get_their_own_folders(params_file):
     assert [d for _, d in seeds] == [paths.RUNS / "experiment", paths.RUNS / "experiment/seeds" / str(run.seed + 1),
                                      paths.RUNS / "experiment/seeds" / str(run.seed + 2)]
     assert params.active.seeds == 1 and params.profiles["paper"].seeds == 3
+
+
+# ---------------------------------------------------------------- the reference baseline's switches and rows
+REF_BAD = [
+    (lambda d: d["models"]["wgan_gp"]["arch"].update(critic_norm="batch"),
+     r"models.wgan_gp.arch: critic_norm: Input should be 'none' or 'instance_affine' \(got 'batch'\)"),
+    (lambda d: d["models"]["wgan_gp"]["arch"].update(conditional="maybe"),
+     r"models.wgan_gp.arch: conditional: Input should be a valid boolean.*\(got 'maybe'\)"),
+    (lambda d: d["models"]["wgan_gp"]["arch"].update(critic_nrom="none"),
+     r"models.wgan_gp.arch: critic_nrom: unknown key; valid keys here: .*critic_norm, g_conv_bias, g_init"),
+    (lambda d: d["models"]["wgan_gp"]["objective"].update(gp_norm="per_channel"),
+     r"objective wgan_gp: gp_norm: Input should be 'per_sample' or 'per_pixel_channel' \(got 'per_channel'\)"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", REF_BAD)
+def test_bad_reference_switches_name_the_key_and_the_valid_values(params_file, mutate, message):
+    from ganrepro.config import resolve_paper_run
+
+    edit(params_file, mutate)
+    with pytest.raises(ConfigError, match=message) as e:
+        resolve_paper_run(load_params(params_file), "wgan_pokemon")
+    assert "\n" not in str(e.value)
+
+
+PROFILING_BAD = [
+    (lambda d: d["profiles"]["quick"]["profiling"].update(memory_protocol="theirs"),
+     r"profiles.quick.profiling.memory_protocol: Input should be 'ours' or 'reference' \(got 'theirs'\)"),
+    (lambda d: d["profiles"]["quick"]["profiling"]["sampling"].update(n=0), r"profiles.quick.profiling.sampling.n: .*greater than 0"),
+    (lambda d: d["profiles"]["quick"]["profiling"]["profile_only"].update(stepz=1),
+     r"profiles.quick.profiling.profile_only.stepz: unknown key; valid keys here: steps, warmup"),
+    (lambda d: d["runs"]["wgan_pokemon"]["profile_only"]["wgan_pokemon@ours"].update(protocol="ours"),
+     r"runs.wgan_pokemon.profile_only.wgan_pokemon@ours.protocol: unknown key; valid keys here: preset, memory_protocol, sampling"),
+    (lambda d: d["runs"]["wgan_pokemon"]["profile_only"]["wgan_pokemon@ours"].update(preset="wgan_gp_rf"),
+     r"runs.wgan_pokemon.profile_only.wgan_pokemon@ours.preset: unknown preset 'wgan_gp_rf'; valid: .*wgan_gp_ref"),
+    (lambda d: d["runs"]["wgan_pokemon"]["profile_only"].update(wgan_mnist={}),
+     r"runs.wgan_pokemon.profile_only.wgan_mnist: the name is already a run's"),
+]
+
+
+@pytest.mark.parametrize("mutate,message", PROFILING_BAD)
+def test_bad_profiling_settings_name_the_key(params_file, mutate, message):
+    edit(params_file, mutate)
+    with pytest.raises(ConfigError, match=message):
+        load_params(params_file)
+
+
+def test_profile_only_rows_resolve_to_the_paper_setting_at_the_quick_profile():
+    from ganrepro.config import resolve_profile_only
+
+    params = load_params(ROOT / "params.yaml")
+    rows = resolve_profile_only(params)
+    assert list(rows) == ["wgan_pokemon@ours", "wgan_pokemon@reference", "wgan_ref_pokemon@ours", "wgan_ref_pokemon@reference"]
+    assert {name: e.memory_protocol for name, (_, _, e) in rows.items()} == {
+        "wgan_pokemon@ours": "ours", "wgan_pokemon@reference": "reference",
+        "wgan_ref_pokemon@ours": "ours", "wgan_ref_pokemon@reference": "reference"}
+    source, ours, _ = rows["wgan_pokemon@ours"]
+    assert source == "wgan_pokemon" and ours.preset == "wgan_gp" and ours.device == "cpu"
+    assert (ours.img_size, ours.batch_size, ours.arch["ngf"], ours.arch["ndf"], ours.data) == (64, 1, 64, 64, "pokemon")
+    _, ref, _ = rows["wgan_ref_pokemon@reference"]
+    assert ref.preset == "wgan_gp_ref" and (ref.img_size, ref.batch_size, ref.arch["ngf"]) == (32, 1, 256)
+    assert ref.objective["gp_norm"] == "per_pixel_channel" and ref.betas == (0.5, 0.999)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ganrepro import pipeline
+from ganrepro import pipeline, records
 from ganrepro.config import Params, eval_config
 from ganrepro.data.datasets import DATASETS, TORCHVISION_SETS, load_manifest, md5_checks
 from ganrepro.data.download import cut_network
@@ -218,8 +218,8 @@ def test_the_dry_run_runs_every_stage_of_the_paper_profile_on_the_biggest_runs(t
     for name, (size, batch, dims) in BIGGEST.items():
         cfg = yaml.safe_load((ws / "data" / "runs" / name / "config.yaml").read_text())
         assert (cfg["img_size"], cfg["batch_size"], cfg["steps"], cfg["device"]) == (size, batch, 2, "cpu")
-        assert json.loads((reports / "metrics" / "train" / f"{name}.json").read_text())["steps"] == 2
-        metrics = json.loads((reports / "metrics" / "evaluate" / f"{name}.json").read_text())
+        assert records.read(reports / "metrics" / "train" / f"{name}.json", name)["steps"] == 2
+        metrics = records.read(reports / "metrics" / "evaluate" / f"{name}.json", name)
         fid = metrics["fid"]["inception"]
         p = fid["protocol"]
         assert (p["backend"], p["dims"], p["weights"]) == ("inception", dims, "pt_inception-2015-12-05-6726825d.pth")
@@ -229,8 +229,8 @@ def test_the_dry_run_runs_every_stage_of_the_paper_profile_on_the_biggest_runs(t
         assert "value" in metrics["inception_score"]["inception"] and "value" in metrics["lpips_real_fake"]["lpips_alex"]
         curve = (reports / "plots" / f"{name}_fid.csv").read_text().splitlines()
         assert curve[0] == "step,fid_inception" and len(curve) == 1 + OVERRIDES["train"]["snapshots"]
-    assert json.loads((reports / "metrics" / "evaluate" / "fastgan_m1_vangogh.json").read_text()
-                      )["fid_paper_n"]["inception"]["protocol"]["n_fake"] == 50
-    profile = json.loads((reports / "metrics" / "profile.json").read_text())
+    assert records.read(reports / "metrics" / "evaluate" / "fastgan_m1_vangogh.json", "fastgan_m1_vangogh"
+                        )["fid_paper_n"]["inception"]["protocol"]["n_fake"] == 50
+    profile = records.read(reports / "metrics" / "profile.json")
     assert set(profile) == {"experiment", *BIGGEST} and profile["fastgan_m1_vangogh"]["img_size"] == 256
     assert plan.stat().st_size > 0

@@ -23,6 +23,20 @@ def test_frechet_distance_matches_scipy_sqrtm_on_known_gaussians():
     assert fid.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(reference_fid(mu1, s1, mu2, s2), rel=1e-6)
 
 
+@pytest.mark.parametrize("d, n1, n2", [(256, 1000, 600), (256, 100, 40)])  # full rank; rank-deficient (N < d)
+def test_frechet_distance_equals_pytorch_fids_function(d, n1, n2):
+    """Our eigenvalue route to Tr((S1 S2)^(1/2)) against pytorch-fid's sqrtm, on low-rank-plus-noise
+    features like a network's (the rank-deficient case is the paper dry run's and a small n_fake's)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    rng = np.random.default_rng(0)
+    basis = rng.normal(size=(d, 16))
+    a = rng.normal(size=(n1, 16)) @ basis.T + 0.3 * rng.normal(size=(n1, d))
+    b = 1.1 * rng.normal(size=(n2, 16)) @ basis.T + 0.3 * rng.normal(size=(n2, d)) + 0.05
+    stats = [*fid.gaussian_stats(a), *fid.gaussian_stats(b)]
+    assert fid.frechet_distance(*stats) == pytest.approx(calculate_frechet_distance(*stats), rel=1e-6)
+
+
 def test_diagonal_gaussians_have_the_closed_form():
     a, b = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
     mu1, mu2 = np.zeros(3), np.array([1.0, 2.0, 0.0])

@@ -1,9 +1,13 @@
 """The MLflow UI, as a user sees it: two tiny real training runs are logged through the project's
-Tracker into a private store, `mlflow ui` serves that store on 127.0.0.1 (as `make ui` does), and
-headless Chromium (Debian's `chromium` package) renders the single-page app. From the rendered DOM
-we check that the experiment lists both runs, that each run's page shows its params and final
-losses, and that a run's artifacts show the sample grids with one opened as an image; a screenshot
-of that view must be a real picture. Skips where Chromium is not installed (.ci/run installs it)."""
+Tracker into a private store as the train stage logs them (losses, sample grids, the generator as
+an MLflow model), each with an evaluation written onto it as the evaluate stage writes it (canned
+FID numbers and curve: the stage itself is tested in test_tracking.py); `mlflow ui` serves that
+store on 127.0.0.1 (as `make ui` does), and headless Chromium (Debian's `chromium` package) renders
+the single-page app. From the rendered DOM we check that the experiment opens in the model-training
+view (not the GenAI one) and lists one row per model with its FID, that each run's page shows its
+params, final losses and FID, a loss chart and its logged generator, and that a run's artifacts show
+the sample grids with one opened as an image; a screenshot of that view must be a real picture.
+Skips where Chromium is not installed (.ci/run installs it)."""
 from __future__ import annotations
 
 import html
@@ -28,6 +32,8 @@ pytestmark = pytest.mark.slow
 
 EXPERIMENT = "ganrepro-quick"  # Tracker names it ganrepro-<profile>
 RUNS = {"experiment": "0.0002", "experiment_lr1e-4": "0.0001"}  # run name -> learning rate as logged
+FIDS = {"experiment": 41.5, "experiment_lr1e-4": 87.25}  # run name -> its (canned) FID
+FID = "fid.digit_classifier"
 CHROMIUM_TIMEOUT_S = 120
 SERVER_START_S = 60
 WINDOW = (1400, 1000)
@@ -72,14 +78,18 @@ def wait_until_up(url: str, proc: subprocess.Popen, log: Path, timeout_s: float 
     pytest.fail(f"mlflow ui did not answer {url} within {timeout_s} s:\n{log.read_text()[-3000:]}")
 
 
-def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run headless Chromium once, offline but for 127.0.0.1, killing its whole tree on timeout."""
+def chromium(binary: str, profile: Path, *args: str, window: tuple[int, int] = WINDOW) -> subprocess.CompletedProcess:
+    """Run headless Chromium once, offline but for 127.0.0.1, killing its whole tree on timeout.
+
+    Every frame is drawn in full before the next (--run-all-compositor-stages-before-draw): without
+    it the charts, which render when scrolled into view, came up in 1 of 3 tries under virtual time."""
     cmd = [
         binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
         "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--disable-extensions",
         "--no-proxy-server", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-        f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{WINDOW[1]}", *args,
+        "--run-all-compositor-stages-before-draw",
+        f"--user-data-dir={profile}", f"--window-size={window[0]},{window[1]}", *args,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
@@ -137,21 +147,33 @@ def store(tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("GANREPRO_ROOT", str(root))
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        import pandas as pd
         from mlflow import MlflowClient
 
         from ganrepro import paths
-        from ganrepro.tracking import Tracker
+        from ganrepro.models import export
+        from ganrepro.tracking import EvaluationTracker, Tracker, run_tags
+        from ganrepro.training.checkpoint import load_checkpoint
         from ganrepro.training.loop import train
 
         for name, lr in RUNS.items():
-            out_dir = root / "runs" / name
-            with Tracker(name, stage="train", profile="quick") as tracker:
-                _, history = train(tiny_run(name=name, steps=3, lr_g=float(lr), lr_d=float(lr)),
-                                   fake_processed(), out_dir, tracker)
+            out_dir, cfg = root / "runs" / name, tiny_run(name=name, steps=3, lr_g=float(lr), lr_d=float(lr))
+            with Tracker(name, stage="train", profile="quick", tags=run_tags(cfg)) as tracker:
+                _, history = train(cfg, fake_processed(), out_dir, tracker)
+                tracker.log_generator(export.from_checkpoint(out_dir / "checkpoint.pt", 1, 10))
+            fid = FIDS[name]
+            results = {"fid": {"digit_classifier": {"value": fid, "protocol": {"dims": 128}}}}
+            with EvaluationTracker(load_checkpoint(out_dir / "checkpoint.pt")) as evaluation:
+                evaluation.log_evaluation(results, pd.DataFrame({"step": [1, 2, 3], "fid_digit_classifier": [
+                    3 * fid, 2 * fid, fid]}))
             grids = sorted(p.name for p in (out_dir / "grids").glob("*.png"))
             runs[name] = {"id": tracker.run_id, "history": history, "grids": grids}
         uri = paths.tracking_uri()
-        experiment_id = MlflowClient(tracking_uri=uri).get_experiment_by_name(EXPERIMENT).experiment_id
+        client = MlflowClient(tracking_uri=uri)
+        experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+        for run in runs.values():
+            outputs = client.get_run(run["id"]).outputs.model_outputs  # the logged generator
+            run["model_id"] = outputs[0].model_id if outputs else None
     assert uri == f"sqlite:///{root / 'mlflow.db'}"
     return {"root": root, "uri": uri, "experiment_id": experiment_id, "runs": runs}
 
@@ -184,12 +206,12 @@ class Browser:
         self.binary, self.workdir = binary, workdir
         self.profile = workdir / "profile"
 
-    def dump(self, url: str, needles: list[str], attempts: int = 3) -> str:
+    def dump(self, url: str, needles: list[str], attempts: int = 3, window: tuple[int, int] = WINDOW) -> str:
         """The DOM rendered at `url`, tried again (waiting longer) while the app has not shown `needles`."""
         dom = ""
         for attempt in range(1, attempts + 1):
             budget = f"--virtual-time-budget={20000 * attempt}"
-            done = chromium(self.binary, self.profile, budget, "--dump-dom", url)
+            done = chromium(self.binary, self.profile, budget, "--dump-dom", url, window=window)
             assert done.returncode == 0, f"chromium failed on {url}:\n{done.stderr[-3000:]}"
             dom = done.stdout
             if all(n in page_text(dom) for n in needles):
@@ -210,31 +232,92 @@ def browser(chromium_bin, tmp_path_factory) -> Browser:
 
 
 # ------------------------------------------------------------------ tests
+ML_VIEW = "workflowType=machine_learning"  # the UI's "Model training" view (docs/mlflow.md)
+
+
+def test_the_experiment_opens_in_the_model_training_view(ui, store, browser):
+    """The experiment's link as docs/mlflow.md gives it lands on its training runs, not on the GenAI
+    overview of traces. (MLflow 3.17's UI picks the view from its global "GenAI | Model training"
+    switch, default GenAI, or this URL parameter; the experiment's `mlflow.experimentKind` tag,
+    which the Tracker sets to the model-training kind, is not consulted by this version.)"""
+    from mlflow import MlflowClient
+
+    kind = MlflowClient(tracking_uri=store["uri"]).get_experiment(store["experiment_id"]).tags
+    assert kind.get("mlflow.experimentKind") == "custom_model_development"
+    url = f"{ui}/#/experiments/{store['experiment_id']}?{ML_VIEW}"
+    dom = browser.dump(url, ["Model registry", *RUNS])
+    text = page_text(dom)
+    assert "Runs Models Traces Model registry" in text, f"{url} is not the model-training view:\n{text[:2000]}"
+    assert not [w for w in ("Observability", "Token Usage", "Prompts & versions") if w in text], text[:2000]
+    assert set(run_links(dom).values()) == set(RUNS), f"{url} does not list the runs:\n{text[:2000]}"
+
+
 def test_experiment_lists_the_runs(ui, store, browser):
-    """The experiment's runs page renders one link per run, named as the stage named it."""
+    """The experiment's runs page renders one link per run, named as the stage named it: one row per
+    trained model, evaluation included (no `-eval` rows)."""
     url = f"{ui}/#/experiments/{store['experiment_id']}/runs"
     dom = browser.dump(url, list(RUNS))
     text = page_text(dom)
     assert EXPERIMENT in text, f"{url} does not show the experiment:\n{text[:2000]}"
     expected = {r["id"]: name for name, r in store["runs"].items()}
     assert run_links(dom) == expected, f"{url} shows other runs:\n{text[:2000]}"
-    assert f"{len(RUNS)} matching runs" in text
+    assert f"{len(RUNS)} matching runs" in text and "-eval" not in text
+
+
+def test_the_models_view_sorts_the_runs_by_fid_beside_their_learning_rate(ui, store, browser):
+    """docs/mlflow.md's table (the shared view the evaluation keeps): one row per model, best FID first,
+    with its FID, learning rate and logged generator."""
+    url = f"{ui}/#/experiments/{store['experiment_id']}/runs?viewStateShareKey=models&{ML_VIEW}"
+    dom = browser.dump(url, [FID, "lr_g", *RUNS])
+    text = page_text(dom)
+    assert f"Sort: {FID}" in text and re.search(r'col-id="metrics\.`fid\.digit_classifier`"', dom), text[:2000]
+    best_first = sorted(RUNS, key=FIDS.get)
+    assert list(run_links(dom).values()) == best_first, f"{url} is not sorted by FID:\n{text[:2000]}"
+    rows = re.findall(r"generator (\S+) (\S+)", text)  # per row: Models, then FID and lr_g
+    expected = [{js_number(FIDS[n]), RUNS[n]} for n in best_first]
+    assert [set(r) for r in rows] == expected, f"{url}: {rows}\n{text[:2000]}"
 
 
 @pytest.mark.parametrize("name", list(RUNS))
-def test_run_page_shows_params_and_metrics(ui, store, browser, name):
-    """Each run's overview shows its params (the lr it trained with) and its last logged losses."""
+def test_run_page_shows_params_metrics_fid_and_the_generator(ui, store, browser, name):
+    """Each run's overview shows its params (the lr it trained with), its last logged losses, the
+    FID evaluation wrote onto it, and its logged generator."""
     run = store["runs"][name]
     url = f"{ui}/#/experiments/{store['experiment_id']}/runs/{run['id']}"
-    text = page_text(browser.dump(url, ["Parameters", "Metrics", "lr_g"]))
+    text = page_text(browser.dump(url, ["Parameters", "Metrics", "lr_g", FID, "Logged models"]))
     last = run["history"].iloc[-1]
     expected = {
         "params": {"name": name, "lr_g": RUNS[name], "lr_d": RUNS[name], "preset": "dcgan", "steps": "3"},
-        "metrics": {k: js_number(last[k]) for k in ("loss_d", "loss_g")},
+        "metrics": {**{k: js_number(last[k]) for k in ("loss_d", "loss_g")}, FID: js_number(FIDS[name])},
     }
     for kind, pairs in expected.items():
         missing = {k: v for k, v in pairs.items() if not shows_pair(text, k, v)}
         assert not missing, f"{url} does not show {kind} {missing}:\n{text[:3000]}"
+    assert re.search(r"Logged models \(1\).* generator Ready", text), f"{url} lists no generator:\n{text[:3000]}"
+
+
+def test_run_charts_show_the_losses_and_the_fid_curve(ui, store, browser):
+    """The run's "Model metrics" tab draws a chart per metric: the loss per step, and FID per step."""
+    name, run = "experiment", store["runs"]["experiment"]
+    url = f"{ui}/#/experiments/{store['experiment_id']}/runs/{run['id']}/model-metrics?{ML_VIEW}"
+    needles = [f"{name} (loss_d)", f"{name} (fid_curve.digit_classifier)"]  # each chart's legend
+    dom = browser.dump(url, needles, window=(WINDOW[0], 2200))  # tall: charts render when in view
+    text = page_text(dom)
+    assert all(n in text for n in needles), f"{url} draws no {needles}:\n{text[:3000]}"
+    assert dom.count('class="main-svg"') >= 2  # plotly's drawn charts
+
+
+def test_the_generator_is_listed_with_its_model_files(ui, store, browser):
+    """The experiment's Models tab lists each run's generator, and the model's artifacts hold an
+    MLflow model (MLmodel, the pickled module under data/, its input example)."""
+    url = f"{ui}/#/experiments/{store['experiment_id']}/models?{ML_VIEW}"
+    text = page_text(browser.dump(url, ["generator", *RUNS]))
+    assert text.count("generator Ready") == len(RUNS) and all(n in text for n in RUNS), text[:2000]
+    model_id = store["runs"]["experiment"]["model_id"]
+    url = f"{ui}/#/experiments/{store['experiment_id']}/models/{model_id}/artifacts?{ML_VIEW}"
+    text = page_text(browser.dump(url, ["MLmodel"]))
+    missing = [f for f in ("data", "MLmodel", "input_example.json", "requirements.txt") if f not in text.split()]
+    assert not missing, f"{url} does not list {missing}:\n{text[:2000]}"
 
 
 def test_sample_grid_is_shown(ui, store, browser):

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from ganrepro import records
 
 pytestmark = pytest.mark.slow
 
@@ -22,6 +23,7 @@ TINY = {
     "profiling": {"steps": 2, "warmup": 1},
     "feature_net": {"epochs": 1, "batch_size": 128, "lr": 1.0e-3, "holdout": 500, "seed": 0},
 }
+TINY["profiling"]["profile_only"] = {"steps": 1, "warmup": 0}  # Table 1's paper-setting rows: batch 1, seconds a step
 
 
 def sh(cmd: str, cwd: Path, env: dict) -> str:
@@ -75,12 +77,12 @@ def repro(project):
 
 def test_dvc_repro_regenerates_the_report_offline(project, repro):
     dest, _ = project
-    stages = ["download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
+    stages = ["configure", "download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
     runs = yaml.safe_load((dest / "params.yaml").read_text())["runs"]
     stages += [f"{stage}@{run}" for run in runs for stage in ("train_run", "evaluate_run")]
     for stage in stages:
         assert f"Running stage '{stage}'" in repro
-    evaluation = json.loads((dest / "reports/metrics/evaluate/experiment.json").read_text())
+    evaluation = records.read(dest / "reports/metrics/evaluate/experiment.json")  # numbers + protocols
     fid = evaluation["fid"]["digit_classifier"]
     assert fid["value"] > 0 and fid["protocol"]["n_fake"] == 200 and fid["protocol"]["n_real"] == 500
     assert (dest / "data/runs/experiment/checkpoint.pt").exists()
@@ -89,6 +91,29 @@ def test_dvc_repro_regenerates_the_report_offline(project, repro):
     for f in ["figures/experiment_samples.png", "figures/experiment_losses.png", "tables/experiment_metrics.csv"]:
         assert (dest / "reports" / f).stat().st_size > 0
 
+
+
+def test_metric_files_hold_only_numbers_and_protocols_sit_beside_them(project, repro):
+    dest, _ = project
+
+    def leaves(node):
+        if isinstance(node, dict):
+            for v in node.values():
+                yield from leaves(v)
+        else:
+            yield node
+
+    runs = ["experiment", *yaml.safe_load((dest / "params.yaml").read_text())["runs"]]
+    files = [dest / "reports/metrics" / f for f in ("profile.json", "feature_net.json")]
+    files += [dest / "reports/metrics" / stage / f"{run}.json" for run in runs for stage in ("train", "evaluate")]
+    for f in files:
+        bad = [v for v in leaves(json.loads(f.read_text())) if isinstance(v, bool) or not isinstance(v, (int, float))]
+        assert not bad, f"{f.relative_to(dest)} holds non-numbers: {bad[:3]}"
+    run = next(iter(yaml.safe_load((dest / "params.yaml").read_text())["runs"]))
+    numbers = json.loads((dest / f"reports/metrics/evaluate/{run}.json").read_text())
+    assert set(numbers) == {run}  # a paper run's columns read <run>.fid.<backend>
+    protocols = json.loads((dest / f"reports/protocols/evaluate/{run}.json").read_text())
+    assert protocols["fid"]["digit_classifier"]["protocol"]["quantised"] == "uint8"
 
 
 def test_every_papers_page_has_its_tables_claims_and_figures(project, repro):
@@ -146,10 +171,18 @@ def test_dvc_exp_run_set_lr_gives_an_experiment_with_its_own_metrics(project, re
     assert "lr2" in exps, list(exps)
     lr2 = exps["lr2"]
     assert lr2["params"]["params.yaml"]["data"]["lr"] == 0.0002
-    train = lr2["metrics"]["reports/metrics/train/experiment.json"]["data"]
-    base = json.loads(sh("git show HEAD:reports/metrics/train/experiment.json", dest, env))  # lr 1e-4
-    assert train["steps"] == 6 and train["final_loss_d"] != base["final_loss_d"]  # its own metrics
-    assert "reports/metrics/evaluate/experiment.json" in lr2["metrics"]
+    assert set(lr2["metrics"]["reports/metrics/train/experiment.json"]["data"]) == {"train_seconds",
+                                                                                    "images_per_second"}
+    fid = lr2["metrics"]["reports/metrics/evaluate/experiment.json"]["data"]["fid"]["digit_classifier"]
+    base = json.loads(sh("git show HEAD:reports/metrics/evaluate/experiment.json", dest, env))  # lr 1e-4
+    assert fid != base["fid"]["digit_classifier"]  # its own metrics
+
+    # make compare: the knobs and the headline metrics, in a table for a 200-column terminal
+    table = sh("make -o .venv/.installed compare", dest, {**env, "COLUMNS": "200"})
+    lines = [line for line in table.splitlines() if line.strip() and not line.startswith("dvc exp show")]
+    header = next(line for line in lines if "Experiment" in line).split()
+    assert {"profile", "model", "dataset", "lr", "steps", "seed", "fid.digit_classifier", "train_seconds"} <= set(header)
+    assert "lr2" in table and "…" not in table and max(map(len, lines)) <= 200, table
 
 
 def test_mlflow_holds_finished_runs_with_sample_images(project, repro):
@@ -158,7 +191,10 @@ def test_mlflow_holds_finished_runs_with_sample_images(project, repro):
     rows = db.execute("select name, status, artifact_uri, run_uuid from runs").fetchall()
     assert rows and all(status == "FINISHED" for _, status, _, _ in rows)
     names = [n for n, *_ in rows]
-    assert names.count("experiment") >= 1 and names.count("experiment-eval") >= 1
+    assert names.count("experiment") >= 1 and not [n for n in names if n.endswith("-eval")]  # one run per model
+    run_id = next(uuid for n, _, _, uuid in rows if n == "experiment")
+    metrics = {k for (k,) in db.execute("select key from metrics where run_uuid=?", (run_id,)).fetchall()}
+    assert {"loss_d", "loss_g", "fid.digit_classifier", "fid_curve.digit_classifier"} <= metrics, metrics
     train_uri = next(uri for n, _, uri, _ in rows if n == "experiment")
     images = list(Path(train_uri.removeprefix("file://")).glob("samples/*.png"))
     assert images, f"no sample grids under {train_uri}"

@@ -90,3 +90,47 @@ def test_the_op_count_leaves_out_views_and_optimiser_steps():
     with counter.outside_optimisers():
         y + 1
     assert counter.ops == 2
+
+
+# ---------------------------------------------------------------- memory protocols (DEQ-GAN Table 1)
+def test_the_reference_protocol_holds_its_sampling_pass_inside_the_peak():
+    """`reference`: our window plus G on n fresh z with autograd on (wgan_gradient_penalty.py:236-239
+    @ 7366c8b). A tiny DCGAN's G keeps some 24 KB of activations per 32px sample for its backward."""
+    from ganrepro.config import ReferenceSampling
+
+    def peak(protocol, **sampling):
+        return profile_run(tiny_run(), fake_processed(), steps=1, warmup=1, memory_protocol=protocol,
+                           sampling=ReferenceSampling(**sampling))
+
+    ours = peak("ours")
+    small, big = peak("reference", n=64), peak("reference", n=512)
+    no_grad = peak("reference", n=512, grad=False)
+    assert ours["memory_protocol"] == "ours" and "reference" not in ours["memory_method"]
+    assert big["memory_protocol"] == "reference" and big["memory_sampling"] == {"n": 512, "every": 100, "grad": True}
+    assert "with G on 512 z (grad) every 100 steps" in big["memory_method"]
+    assert small["peak_memory_mb"] >= ours["peak_memory_mb"]
+    assert big["peak_memory_mb"] - small["peak_memory_mb"] > 5  # 448 more samples' graph: ~10 MB
+    assert no_grad["peak_memory_mb"] < big["peak_memory_mb"] - 3  # no graph kept
+
+
+def test_a_profile_only_row_reshapes_the_data_to_its_setting():
+    from ganrepro.config import ProfileOnly, ProfilingConfig, ReferenceSampling
+    from ganrepro.profiling import at_shape, profile_only_row
+
+    shaped = at_shape(fake_processed(n=8, channels=1, size=16), channels=3, size=32, n_classes=1)
+    assert shaped["images"].shape == (8, 3, 32, 32) and shaped["images"].dtype == torch.uint8
+    assert torch.equal(shaped["images"][:, 0], shaped["images"][:, 2]) and set(shaped["labels"].tolist()) == {0}
+    assert at_shape(fake_processed(n=2, channels=3), channels=1, size=32, n_classes=10)["images"].shape == (2, 1, 32, 32)
+
+    arch = {"z_dim": 8, "ngf": 4, "ndf": 4, "conditional": False, "critic_norm": "instance_affine"}
+    cfg = tiny_run(name="w@reference", preset="wgan_gp_ref", family="wgan_gp", arch=arch, dataset="pokemon",
+                   data="pokemon", objective={"name": "wgan_gp", "n_critic": 1}, batch_size=1)
+    processed = {**fake_processed(n=8, size=16), "dataset": "mnist5k"}
+    entry = ProfileOnly(memory_protocol="reference", sampling=ReferenceSampling(n=16))
+    counts = ProfilingConfig(steps=3, warmup=1, profile_only={"steps": 1, "warmup": 1})  # the rows' own counts
+    row = profile_only_row(cfg, entry, processed, "w", counts)
+    assert row["img_size"] == 32 and row["batch_size"] == 1 and row["n_images"] == 8 and row["steps_timed"] == 1
+    assert row["memory_protocol"] == "reference" and row["memory_sampling"]["n"] == 16
+    assert row["profile_only"] == {"run": "w", "preset": "wgan_gp_ref", "trained": False}
+    assert row["data"] == "mnist5k 1x16px -> 3x32px (pokemon's shape)"
+    assert row["model_settings"] == {"wgan_conditional": False, "wgan_critic_norm": "instance_affine"}

@@ -1,12 +1,16 @@
-"""The table renderer and the claims checker on small fixtures: paper value, ours and both
-protocols side by side; each claim's direction on our numbers and on the published ones."""
+"""The table renderer and the claims checker on small fixtures: paper value beside ours, both
+protocols under the table (every column in the CSV); each claim's direction on our numbers and on
+the published ones."""
+import re
+
 import pandas as pd
 import pytest
 
 from conftest import ROOT, tiny_run
-from ganrepro.report.claims import TABLE_COLUMNS, Metrics, check_claims, our_value, paper_tables
-from ganrepro.report.render import (DRY_RUN_BANNER, banner, experiment_page, index_page, load_claims, paper_page,
-                                    run_table, runs_page, write_table)
+from ganrepro.report.claims import PROFILE_METRICS, TABLE_COLUMNS, Metrics, check_claims, our_value, paper_tables
+from ganrepro.report.render import (DRY_RUN_BANNER, EXPERIMENT_VIEW, PAPER_VIEW, RUNS_VIEW, banner, claims_table,
+                                    experiment_page, index_page, load_claims, page_table, paper_page, run_table,
+                                    runs_page, runs_table, write_table)
 
 PUBLISHED = {"fid": {"id": "c", "paper": "dcgan-vs-sagan", "table": "Sec. 5", "row": "DCGAN", "run": "dcgan_cifar10",
                      "metric": "fid", "value": 148.72, "protocol": {"backend": "inception", "dims": 2048}}}
@@ -27,14 +31,14 @@ def test_run_table_puts_the_papers_value_beside_ours_with_both_protocols(tmp_pat
     assert fid.paper_value == 148.72 and fid.our_value == 54.6 and fid.profile == "quick"
     assert fid.paper_protocol == "backend=inception, dims=2048"
     assert "backend=digit_classifier" in fid.protocol and "n_fake=5000" in fid.protocol
-    assert "not the paper's backend" in fid.protocol
+    assert "not the paper's backend" in fid.protocol and fid.unit == ""
     assert fid.data == "mnist5k (quick stand-in for cifar10)"
     skipped = df[df.metric == "FID (inception)"].iloc[0]
     assert pd.isna(skipped.our_value) and "not found" in skipped.protocol
     assert df[df.metric == "KID (digit_classifier)"].iloc[0].our_value == 0.02
-    csv, md = write_table(df, tmp_path / "t")
-    assert pd.read_csv(csv).shape == df.shape
-    assert "| dcgan-vs-sagan | Sec. 5" in md.read_text()
+    csv, md = write_table(df, tmp_path / "t", page_table(df, EXPERIMENT_VIEW))
+    assert pd.read_csv(csv).shape == df.shape  # every column in the CSV
+    assert "148.72" in md.read_text() and "table=Sec. 5" in md.read_text()
 
 
 def test_no_published_value_leaves_the_paper_columns_empty():
@@ -166,9 +170,11 @@ def test_the_projects_claims_name_real_runs_metrics_and_figures():
     from ganrepro.report.figures import FIGURES
 
     claims, params = load_claims(ROOT / "reports/claims.yaml"), load_params(ROOT / "params.yaml")
+    profiled_only = {name for spec in params.runs.values() for name in spec.profile_only}  # profile metrics only
     for v in claims["values"]:
         for run in v.get("ratio") or [v["run"]]:
-            assert run in params.runs, f"claims.yaml value {v['id']}: no run {run!r} in params.yaml"
+            assert run in params.runs or (run in profiled_only and v["metric"] in PROFILE_METRICS), \
+                f"claims.yaml value {v['id']}: no run {run!r} in params.yaml"
         assert v["paper"] in claims["papers"]
         our_value(v, Metrics())  # raises on an unknown metric
     for name, spec in claims["papers"].items():
@@ -186,3 +192,95 @@ def test_fid_over_seeds_is_shown_as_mean_and_sample_std():
     m.evaluate["a"]["fid_seeds"] = {"digit_classifier": {**s, "protocol": {}}}
     row = paper_tables(CLAIMS, m, "quick", {})[("p", "T1")].iloc[0]
     assert row.our_seeds == "12 ± 2 (3 seeds)"
+
+
+# ---------------------------------------------------------------- the pages' tables
+WIDTH = 160  # characters a Markdown table line may take
+NUMBERS = {"paper_value": "paper", "our_value": "ours", "steps": "steps", "final_loss_d": "loss D",
+           "final_loss_g": "loss G", "fid": "FID"}  # DataFrame column -> its header on the page
+TEXTS = {"paper_protocol", "protocol", "our_seeds", "data", "fid_protocol", "fid_over_seeds", "img_size"}
+
+
+def table_cells(md: str) -> list[dict[str, str]]:
+    """The body rows of the first Markdown table in `md`, as header -> cell text."""
+    lines = [line for line in md.splitlines() if line.startswith("|")]
+    split = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+    return [dict(zip(split(lines[0]), split(line))) for line in lines[2:]]
+
+
+def numbers_in(text: str) -> set[str]:
+    return set(re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text))
+
+
+def page_tables() -> list[tuple[pd.DataFrame, object]]:
+    """Each kind of table a page shows, from the fixtures, with its view; values need 7+ digits."""
+    m = fixture_metrics()
+    m.evaluate["b"]["fid"]["digit_classifier"]["value"] = 1348.1973  # a default float format would round it
+    fa = {**CLAIMS["values"][0], "protocol": {"backend": "inception", "dims": 2048, "n_fake": 50000}}
+    claims = {**CLAIMS, "values": [fa, *CLAIMS["values"][1:]]}
+    data = {"a": "mnist5k (quick stand-in for cifar10)"}
+    tables = [(df, PAPER_VIEW) for df in paper_tables(claims, m, "quick", data).values()]
+    run = tiny_run(name="a", dataset="cifar10", data="mnist5k")
+    train = {"a": {"steps": 800, "final_loss_d": 0.6108612, "final_loss_g": -10.157971}}
+    return tables + [(run_table(run, EVAL, PUBLISHED), EXPERIMENT_VIEW), (runs_table([run], m, train, {}), RUNS_VIEW)]
+
+
+def test_every_number_of_a_table_is_on_its_page_unchanged():
+    for df, view in page_tables():
+        md = page_table(df, view)
+        cells = table_cells(md)
+        assert len(cells) == len(df), md
+        for column in set(NUMBERS) & set(df):  # exactly the CSV's number, in its column; "—" for none
+            shown = [c.get(NUMBERS[column], "—") for c in cells]
+            for value, text in zip(df[column], shown):
+                same = text == "—" if pd.isna(value) else text != "—" and float(text) == value
+                assert same, f"{column}: {value} shown as {text!r}\n{md}"
+        on_page = numbers_in(md)
+        for column in TEXTS & set(df):  # in the table or in the notes under it
+            for text in df[column].dropna().astype(str):
+                missing = numbers_in(text) - on_page
+                assert not missing, f"{column}: {sorted(missing)} of {text!r} are not on the page\n{md}"
+
+
+def test_long_protocols_stay_under_the_table_once_and_its_lines_stay_narrow():
+    df = paper_tables(CLAIMS, fixture_metrics(), "quick", {})[("p", "T1")]
+    shared = ", ".join(f"key{i}=a long protocol value {i}" for i in range(12))  # ~330 characters
+    df["protocol"] = [f"{shared}, only_a=1", f"{shared}, only_b=2"]
+    df["paper_protocol"] = ["method=as published, batch=1", "method=as published"]
+    md = page_table(df, PAPER_VIEW)
+    assert max(len(line) for line in md.splitlines() if line.startswith("|")) <= WIDTH, md
+    flat = " ".join(md.split())  # the notes wrap
+    assert flat.count("key11=a long protocol value 11") == 1 and flat.count("method=as published") == 1
+    assert [c["notes"] for c in table_cells(md)] == ["1", "2"]
+    assert "(1) paper: batch=1; ours: only_a=1" in flat and "(2) ours: only_b=2" in flat
+
+
+def test_identical_rows_need_no_notes_and_the_csv_keeps_every_column(tmp_path):
+    df = paper_tables(CLAIMS, fixture_metrics(), "quick", {})[("p", "T2")]  # the two ratios, measured alike
+    md = page_table(df, PAPER_VIEW)
+    assert "notes" not in table_cells(md)[0] and "- all rows: " in md
+    assert {c["unit"] for c in table_cells(md)} == {"ratio"}
+    csv, _ = write_table(df, tmp_path / "t", md)
+    assert list(pd.read_csv(csv).columns) == TABLE_COLUMNS
+
+
+def test_the_claims_table_puts_each_tested_pair_on_a_narrow_line():
+    verdicts = check_claims(CLAIMS, fixture_metrics(), "quick")
+    md = claims_table(verdicts).replace("\u00a0", " ")  # "a < b" is kept on one line with no-break spaces
+    assert max(len(line) for line in md.splitlines() if line.startswith("|")) <= WIDTH, md
+    cells = table_cells(md)
+    assert [c["test"] for c in cells][1:3] == ["mem < 1", "1 < time"]
+    assert cells[1]["holds (ours)"] == "yes" and cells[2]["holds (ours)"] == ""  # once per claim
+    for text in [*verdicts.paper_numbers, *verdicts.our_numbers, *verdicts.claim]:
+        assert all(part in md for part in text.split("; ")), text
+    assert "(p): less memory, more time" in md
+
+
+def test_a_figure_sits_under_the_table_it_plots():
+    from ganrepro.report.figures import FIGURES, SHOWS
+
+    assert set(SHOWS) <= set(FIGURES)
+    params, run = dry_run_params(), tiny_run()
+    page = paper_page(params, {"title": "P"}, [("T1", "| a |", "p_t1", ["### FID vs epoch\n\n![f](f.png)\n"]),
+                                               ("T2", "| b |", "p_t2", [])], "", ["### Samples\n"], [], run)
+    assert page.index("| a |") < page.index("#### FID vs epoch") < page.index("### T2") < page.index("## Figures")

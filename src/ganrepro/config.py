@@ -103,9 +103,35 @@ class TrainSettings(Strict):
     checkpoint_every: int = Field(0, ge=0, description="steps between resumable checkpoints (0: only at the end)")
 
 
-class ProfilingConfig(Strict):
+MemoryProtocol = Literal["ours", "reference"]
+
+
+class ReferenceSampling(Strict):
+    """The sampling pass the `reference` memory protocol counts: after generator steps 0, every,
+    2 every, ..., G (in train mode, as the loop leaves it) on `n` fresh z, with autograd on if `grad`,
+    the graph alive until the samples are read back. The defaults are the WGAN reference's,
+    Monjur-Mahathir/DEQ-GAN-755-PROJECT@7366c8b wgan/models/wgan_gradient_penalty.py:213, :236-239
+    (800 z, not under no_grad, every SAVE_PER_TIMES = 100 G steps from g_iter 0). The DEQ side's own,
+    main2.py:75, :147, :209, :215-216 @ 7366c8b, is {n: 32, every: 10, grad: false}."""
+
+    n: PositiveInt = 800
+    every: PositiveInt = 100
+    grad: bool = True
+
+
+class StepCounts(Strict):
     steps: PositiveInt
     warmup: int = Field(ge=0)
+
+
+class ProfilingConfig(StepCounts):
+    """`memory_protocol` (every run's row; see ganrepro.profiling): `ours`, the peak over building the
+    models and the profiled steps; `reference`, the same window with the `sampling` pass inside it."""
+
+    memory_protocol: MemoryProtocol = "ours"
+    sampling: ReferenceSampling = ReferenceSampling()
+    profile_only: Optional[StepCounts] = Field(
+        None, description="steps and warmup of the runs.<run>.profile_only rows (default: the runs')")
 
 
 class FeatureNetConfig(Strict):
@@ -135,6 +161,15 @@ class ProfileConfig(Strict):
     feature_net: FeatureNetConfig
 
 
+class ProfileOnly(Strict):
+    """A profiled-only row (see `resolve_profile_only`): `preset` (default: the run's own) on the run's
+    dataset at the preset's own img_size, arch and batch at every profile, under `memory_protocol`."""
+
+    preset: Optional[str] = None
+    memory_protocol: MemoryProtocol = "ours"
+    sampling: Optional[ReferenceSampling] = Field(None, description="default: the profile's profiling.sampling")
+
+
 class RunSpec(Strict):
     """A run a paper reports: a preset on a dataset, with its own overrides."""
 
@@ -144,6 +179,9 @@ class RunSpec(Strict):
     overrides: dict[str, Any] = Field(default_factory=dict, description="preset fields for this run")
     eval: dict[str, Any] = Field(default_factory=dict, description="evaluation settings for this run, "
                                  "key by key over the profile's `eval`, e.g. {fid: {dims: 64}}")
+    profile_only: dict[str, ProfileOnly] = Field(
+        default_factory=dict, description="extra rows of profile.json, by name: this run's dataset, profiled "
+        "(never trained) at a preset's paper-scale setting, e.g. {'wgan_pokemon@reference': {memory_protocol: reference}}")
 
 
 class Params(Strict):
@@ -220,6 +258,16 @@ def _check_names(params: Params, path: Path) -> None:
         raise ConfigError(
             f"{path}: model: unknown model {params.model!r}; valid: {', '.join(sorted(params.models))}"
         )
+    taken = {"experiment", *params.runs}
+    for run, spec in params.runs.items():
+        for name, entry in spec.profile_only.items():
+            where = f"{path}: runs.{run}.profile_only.{name}"
+            if entry.preset is not None and entry.preset not in params.models:
+                raise ConfigError(f"{where}.preset: unknown preset {entry.preset!r}; "
+                                  f"valid: {', '.join(sorted(params.models))}")
+            if name in taken:
+                raise ConfigError(f"{where}: the name is already a run's or another profile_only row's")
+            taken.add(name)
 
 
 def resolve_experiment(params: Params) -> RunConfig:
@@ -289,6 +337,26 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides:
         device=prof.device,
         train=prof.train,
     )
+
+
+def resolve_profile_only(params: Params) -> dict[str, tuple[str, RunConfig, ProfileOnly]]:
+    """Every `runs.<run>.profile_only` row -> (the run, its RunConfig, the row's settings).
+
+    The RunConfig is the preset at its own paper-scale fields (with the run's overrides when the
+    preset is the run's): none of the profile's scale overrides (dataset, img_size, presets, steps)
+    apply, so the row measures the paper's architecture, resolution and batch at every profile, on
+    the profile's device. Its `dataset` is the run's; the data is shaped by ganrepro.profiling.
+    """
+    bare = params.active.model_copy(update={"dataset": None, "img_size": None, "presets": {}, "steps": None})
+    paper_scale = params.model_copy(update={"profiles": {**params.profiles, params.profile: bare}})
+    out = {}
+    for run, spec in params.runs.items():
+        for name, entry in spec.profile_only.items():
+            preset = entry.preset or spec.preset
+            overrides = spec.overrides if preset == spec.preset else {}
+            cfg = resolve_run(paper_scale, name, preset, spec.dataset, overrides, where=f"runs.{run}.profile_only.{name}")
+            out[name] = (run, cfg, entry)
+    return out
 
 
 def _merge(preset: dict, override: dict, where: str) -> dict:

@@ -201,8 +201,9 @@ def seed_spread(run: RunConfig, processed: dict, first: dict, others: list[Path]
     for name, res in first.items():
         if "value" not in res:
             continue
-        backend, stats = load_real_stats(run, name, images, cfg, device)
         values = [res["value"]]
+        if others:  # one seed: its FID is the spread's only value, no network to build
+            backend, stats = load_real_stats(run, name, images, cfg, device)
         for path in others:
             G = load_generator(run, path, images.shape[1], n_classes, device)
             fake = fid.extract(backend, fid.fake_batches(sampler(G, n_classes, run.seed + 1), cfg.fid.batch_size),

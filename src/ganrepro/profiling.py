@@ -7,6 +7,21 @@ Both count tensor memory held by the allocator (weights, optimiser state, activa
 not the process's RSS. Time is wall-clock per step (CUDA-synchronised), after `warmup` steps; the
 epoch time is that median step time x the generator steps in one pass over the data.
 
+The memory protocol (profiling key `memory_protocol`, per row `memory_protocol`):
+  ours       the peak over building the models and the profiled training steps (above): training alone.
+  reference  the DEQ-GAN reference's: the same running max, reset once before the models are built
+             (the reference's fresh process) and never again, with its sampling pass inside the
+             window: after steps 0, every, 2 every, ... G on `sampling.n` fresh z with autograd on if
+             `sampling.grad`, in train mode, the graph alive until the samples are read back.
+             Monjur-Mahathir/DEQ-GAN-755-PROJECT@7366c8b wgan/models/wgan_gradient_penalty.py: the
+             peak is printed after every G step (:211) and logged every 100 (:276-277), never reset
+             before the end (:286); the grid before each log runs G on 800 z under autograd (:236-239).
+             So its Table 1 WGAN figure includes an 800-sample forward's graph. The DEQ side (main2.py
+             @ 7366c8b) logs the same never-reset peak every 10 batches (:209, :230) after 32 fixed z
+             under no_grad (:75, :215-216): `sampling: {n: 32, every: 10, grad: false}`.
+             The sampling pass is not timed. On CUDA: torch.cuda.max_memory_allocated; on CPU: the
+             profiler's running sum (below) over the same window.
+
 Beside them, at no extra step: the parameter counts of G and D, and the first (untimed) step's
 floating-point operations, counted by torch.utils.flop_counter.FlopCounterMode (matmuls,
 convolutions and attention, forward and backward; elementwise ops and the optimiser are not
@@ -23,11 +38,13 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from ganrepro.config import RunConfig
+from ganrepro.config import ProfileOnly, ProfilingConfig, ReferenceSampling, RunConfig
+from ganrepro.data.datasets import DATASETS
 from ganrepro.models import describe_arch
 from ganrepro.training.loop import batches, build, train_step
 from ganrepro.utils import resolve_device, seed_everything
@@ -127,17 +144,30 @@ def synchronizer(device: torch.device):
     return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
 
-def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dict:
+def sampling_pass(G: torch.nn.Module, sampling: ReferenceSampling) -> None:
+    """The reference's image grid (wgan_gradient_penalty.py:236-239 @ 7366c8b): G on n fresh z, under
+    autograd if `grad`, in whatever mode the loop left G (train: batch statistics, as the reference,
+    which never calls .eval()); the graph is freed when the samples have been read back."""
+    with torch.set_grad_enabled(sampling.grad):
+        samples = G(G.sample_z(sampling.n))
+    samples.detach().cpu()
+
+
+def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int, memory_protocol: str = "ours",
+                sampling: ReferenceSampling | None = None) -> dict:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     images = processed["images"]
     data = batches(images, processed["labels"], cfg.batch_size, cfg.seed, device)
     sync = synchronizer(device)
+    sampling = sampling or ReferenceSampling()
+    reference = {"ours": False, "reference": True}[memory_protocol]
 
     counted: dict = {}
 
-    def run_steps(objective, n, count_first: bool = False) -> list[float]:
-        """n timed steps; with count_first, the first is also counted (FLOPs, ops): a warmup step."""
+    def run_steps(objective, n, count_first: bool = False, sample: bool = False) -> list[float]:
+        """n timed steps; with count_first, the first is also counted (FLOPs, ops): a warmup step.
+        With `sample`, the reference's sampling pass after steps 0, every, ..., outside the clock."""
         times = []
         for i in range(n):
             sync()
@@ -146,23 +176,31 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
                 train_step(objective, data)
             sync()
             times.append(time.perf_counter() - t)
+            if sample and i % sampling.every == 0:
+                sampling_pass(objective.G, sampling)
         return times
 
     if device.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+        torch.cuda.reset_peak_memory_stats(device)  # once, before building: never again (both protocols)
         G, D, objective = build(cfg, images.shape[1], processed["n_classes"], device)
         first = max(warmup, 1)  # the counted step is never a timed one (the counters slow it down)
-        times = run_steps(objective, first + steps, count_first=True)[first:]
+        times = run_steps(objective, first + steps, count_first=True, sample=reference)[first:]
         peak = torch.cuda.max_memory_allocated(device)
         method = "torch.cuda.max_memory_allocated"
     else:
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             G, D, objective = build(cfg, images.shape[1], processed["n_classes"], device)
-            run_steps(objective, max(warmup, 1), count_first=True)  # the peak needs at least one full step
+            # the peak needs at least one full step
+            run_steps(objective, max(warmup, 1), count_first=True, sample=reference)
         peak = cpu_peak_bytes(prof)
         times = run_steps(objective, steps)  # timed outside the profiler, which slows ops down
         method = "torch.profiler peak allocated (CPU)"
+    protocol = {"memory_protocol": memory_protocol}
+    if reference:
+        method += (f", reference protocol: never reset, with G on {sampling.n} z "
+                   f"({'grad' if sampling.grad else 'no_grad'}) every {sampling.every} steps from step 0")
+        protocol["memory_sampling"] = sampling.model_dump()
     return {
         "peak_memory_mb": round(peak / MIB, 2),
         "seconds_per_step": round(statistics.median(times), 5),
@@ -181,5 +219,38 @@ def profile_run(cfg: RunConfig, processed: dict, steps: int, warmup: int) -> dic
         "flops_method": "torch.utils.flop_counter.FlopCounterMode, first step (matmul/conv/attention only)",
         "date": datetime.date.today().isoformat(),
         "model_settings": describe_arch(cfg.family, cfg.arch),  # e.g. a DEQ's solver and backward
+        **protocol,
         **environment(device),
     }
+
+
+# ---------------------------------------------------------------- rows profiled, never trained
+def at_shape(processed: dict, channels: int, size: int, n_classes: int) -> dict:
+    """A preprocessed set as (N, channels, size, size) uint8: resized (bilinear, antialiased), grey
+    repeated into colour (or colour averaged into grey), labels folded into n_classes. For rows whose
+    memory and time depend on the images' shape and count, not on their pixels."""
+    x = processed["images"]
+    if x.shape[-1] != size:
+        x = F.interpolate(x.float(), size=(size, size), mode="bilinear", antialias=True).round().clamp(0, 255).byte()
+    if x.shape[1] != channels:
+        if channels == 1:
+            x = x.float().mean(1, keepdim=True).round().byte()
+        elif x.shape[1] == 1:
+            x = x.expand(-1, channels, -1, -1).contiguous()
+        else:
+            raise ValueError(f"cannot turn {x.shape[1]} channels into {channels}")
+    return {"images": x, "labels": processed["labels"] % n_classes, "n_classes": n_classes}
+
+
+def profile_only_row(cfg: RunConfig, entry: ProfileOnly, processed: dict, source: str, profiling: ProfilingConfig) -> dict:
+    """A `runs.<source>.profile_only` row (config.resolve_profile_only): `cfg`, the preset at its
+    paper-scale setting, on the source run's own preprocessed images (`processed`, at the current
+    profile: a quick stand-in there) reshaped to the paper dataset's channels and cfg's img_size."""
+    spec = DATASETS.get(cfg.dataset, key="dataset")
+    shaped = at_shape(processed, spec.channels, cfg.img_size, spec.n_classes)
+    x = processed["images"]
+    counts = profiling.profile_only or profiling
+    row = profile_run(cfg, shaped, counts.steps, counts.warmup, entry.memory_protocol, entry.sampling or profiling.sampling)
+    return {**row, "profile_only": {"run": source, "preset": cfg.preset, "trained": False},
+            "data": f"{processed.get('dataset', '?')} {x.shape[1]}x{x.shape[-1]}px -> {spec.channels}x{cfg.img_size}px "
+                    f"({cfg.dataset}'s shape)"}

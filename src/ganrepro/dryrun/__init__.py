@@ -29,8 +29,8 @@ OVERRIDES: dict = {
     "steps": 2,                      # every run's generator steps, over its preset's epochs/steps
     "dry_run": True,                 # the report's banner: shapes and protocols only, no results
     "verify_downloads": False,       # the synthetic fixtures' md5s cannot match torchvision's
-    # one snapshot (the FID curve's one point, at step 2): each 2048-d FID costs a 2048 x 2048 sqrtm
-    # (~30 s on 2 idle cores); a mid-run checkpoint at step 1, as a resumable paper run writes
+    # one snapshot (the FID curve's one point, at step 2; each 2048-d FID is ~3 s of eigendecompositions
+    # on 2 cores, metrics/fid.py); a mid-run checkpoint at step 1, as a resumable paper run writes
     "train": {"log_every": 1, "sample_every": 2, "n_samples": 16, "snapshots": 1, "checkpoint_every": 1},
     "eval": {
         # n_fake stays >= 50: the FastGAN runs' `paper_n_fake: 50` (the paper's count) must not exceed it

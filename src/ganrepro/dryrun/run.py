@@ -27,7 +27,7 @@ PRIVATE = ".dryrun"  # inside the workspace: TORCH_HOME, served files, manifests
 DEFAULT_WORKSPACE = Path("build") / "paper-dryrun"
 DEFAULT_PLAN = Path("reports") / "paper-plan.md"
 # Stages outside `foreach`; each run adds train_run@<run> and evaluate_run@<run>.
-FIXED_STAGES = ["download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
+FIXED_STAGES = ["configure", "download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
 RUNNING = re.compile(rb"Running stage '([^']+)'")
 FAILED = re.compile(rb"ERROR: failed to reproduce '([^']+)'(.*)")
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "paper dry run", "GIT_AUTHOR_EMAIL": "dryrun@localhost",
@@ -117,7 +117,8 @@ def clear_committed_results(ws: Path) -> None:
     that every result in the workspace is the dry run's own. Inputs (claims.yaml) stay."""
     dvc_yaml = yaml.safe_load((ws / "dvc.yaml").read_text())
     runs = list((yaml.safe_load((ws / "params.yaml").read_text()) or {}).get("runs") or {})
-    for rel in {*report_outputs(dvc_yaml, runs), "reports/metrics", "reports/plots", DEFAULT_PLAN.as_posix()}:
+    for rel in {*report_outputs(dvc_yaml, runs), "reports/metrics", "reports/protocols", "reports/plots",
+                DEFAULT_PLAN.as_posix()}:
         path = ws / rel
         if path.is_dir():
             shutil.rmtree(path)

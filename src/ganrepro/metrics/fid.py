@@ -2,7 +2,13 @@
 
     FID = ||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))
 
-The distance itself is pytorch-fid's `calculate_frechet_distance`. Real-data statistics are
+The distance is pytorch-fid's `calculate_frechet_distance`, with one change of method: the trace
+of (S_r S_f)^(1/2) is the sum of the square roots of the eigenvalues of S_r^(1/2) S_f S_r^(1/2),
+which has the eigenvalues of S_r S_f and is symmetric positive semi-definite (as torchmetrics
+computes it), instead of scipy's `sqrtm` of the non-symmetric product. Same number (tests/
+test_parity.py: pytorch-fid's CLI to a relative 1e-5 at 64 to 2048 dims; test_fid.py: sqrtm), and
+about 4x faster at 2048 dims, where sqrtm took 12.5 s a call on 2 cores: a paper run's FID curve
+has 25 of them per seed. Real-data statistics are
 computed once per (dataset, size, backend, dims, n_real) and cached as a .npz (a DVC output),
 with the first `keep` real features, which KID (metrics/kid.py) needs.
 """
@@ -14,7 +20,6 @@ from typing import Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
-from pytorch_fid.fid_score import calculate_frechet_distance
 from tqdm import tqdm
 
 from ganrepro.corrupt import reading
@@ -27,8 +32,25 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) of two covariances (d, d): S1 S2 is similar to R S2 R with R = S1^(1/2)
+    (symmetric PSD), so the trace is the sum of the square roots of R S2 R's eigenvalues. Round-off
+    negatives (rank-deficient covariances, N < d) are clipped to 0."""
+    w, v = np.linalg.eigh(sigma1)
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T  # S1^(1/2), (d, d)
+    m = root @ sigma2 @ root
+    eig = np.linalg.eigvalsh((m + m.T) / 2)
+    return float(np.sqrt(np.clip(eig, 0, None)).sum())
+
+
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+    """||mu1 - mu2||^2 + Tr(S1) + Tr(S2) - 2 Tr((S1 S2)^(1/2)), in float64 as pytorch-fid."""
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise ValueError(f"FID of statistics of different dims: {mu1.shape} vs {mu2.shape}")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * trace_sqrt_product(sigma1, sigma2))
 
 
 def extract(backend: FeatureBackend, batches: Iterator[torch.Tensor], n: int, desc: str) -> np.ndarray:

@@ -46,18 +46,22 @@ def weights_init(m: nn.Module) -> None:
 
 
 class G(nn.Module):
-    def __init__(self, z_dim: int = 100, ngf: int = 64, channels: int = 3, img_size: int = 64):
+    """`bias` and `dcgan_init=False` (PyTorch's default init) are for models/wgan_gp.py's reference layout."""
+
+    def __init__(self, z_dim: int = 100, ngf: int = 64, channels: int = 3, img_size: int = 64,
+                 bias: bool = False, dcgan_init: bool = True):
         super().__init__()
         self.z_dim = z_dim
         n = n_doublings(img_size)
         c = ngf * 2 ** (n - 1)  # 64px: ngf * 8
-        layers = [nn.ConvTranspose2d(z_dim, c, 4, 1, 0, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+        layers = [nn.ConvTranspose2d(z_dim, c, 4, 1, 0, bias=bias), nn.BatchNorm2d(c), nn.ReLU(True)]
         for _ in range(n - 1):  # (B, c, s, s) -> (B, c/2, 2s, 2s)
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=bias), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
             c //= 2
-        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1, bias=bias), nn.Tanh()]
         self.net = nn.Sequential(*layers)
-        self.apply(weights_init)
+        if dcgan_init:
+            self.apply(weights_init)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device

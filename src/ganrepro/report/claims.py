@@ -16,10 +16,11 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 TABLE_COLUMNS = ["paper", "table", "row", "metric", "paper_value", "paper_protocol",
-                 "our_value", "our_seeds", "protocol", "profile", "data"]
+                 "our_value", "our_seeds", "unit", "protocol", "profile", "data"]
 EVAL_METRICS = {"fid", "kid", "fid_paper_n", "kid_paper_n", "inception_score", "lpips_real_fake", "lpips_diversity"}
 PROFILE_METRICS = {"peak_memory_mb", "seconds_per_epoch"}
 PROTOCOL_HIDDEN = {"weights_sha256"}  # kept in the metric files; too long for a table cell
+UNITS = {"peak_memory_mb": "MB (ours: MiB)", "seconds_per_epoch": "s"}  # the rest are scores without a unit
 
 
 @dataclass
@@ -34,6 +35,11 @@ class Metrics:
 
 def describe(protocol: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in protocol.items() if k not in PROTOCOL_HIDDEN)
+
+
+def unit(metric: str, ratio: bool = False) -> str:
+    """The unit of a value of `metric` ("ratio" for ours(a) / ours(b); blank for a score such as FID)."""
+    return "ratio" if ratio else UNITS.get(metric, "")
 
 
 def pick_backend(results: dict, preferred: str | None, key: str = "value") -> tuple[str | None, dict]:
@@ -52,7 +58,7 @@ def eval_value(run: str, metric: str, preferred: str | None, m: Metrics) -> tupl
     if name is None:
         why = "; ".join(f"{b}: {r.get('skipped', 'no value')}" for b, r in results.items())
         return None, why or f"not computed for {run}"
-    std = f" (std {res['std']})" if "std" in res else ""
+    std = f"; std={res['std']}" if "std" in res else ""  # a part of its own, as the pages split protocols
     return res["value"], describe(res.get("protocol", {})) + std
 
 
@@ -118,6 +124,7 @@ def paper_tables(claims: dict, m: Metrics, profile: str, data: dict[str, str]) -
             "paper_value": v.get("value"), "paper_protocol": describe(v.get("protocol") or {}),
             "our_value": ours, "protocol": protocol, "profile": profile,
             "our_seeds": "" if "ratio" in v else seeds_text(v["run"], v["metric"], (v.get("protocol") or {}).get("backend"), m),
+            "unit": unit(v["metric"], "ratio" in v),
             "data": " / ".join(dict.fromkeys(data.get(r, "?") for r in runs)),
         })
     return {k: pd.DataFrame(r, columns=TABLE_COLUMNS) for k, r in rows.items()}

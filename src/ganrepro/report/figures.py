@@ -2,7 +2,7 @@
 
 Each figure is `fn(ctx) -> str`: it writes its PNGs under `ctx.out / "figures"` and returns the
 Markdown that shows them on the paper's page. `ctx` is a `FigureContext`: the page's runs, the
-metric files, claims.yaml, and where to write.
+metric files, claims.yaml, and where to write. `SHOWS` places a figure under the table it plots.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ class FigureContext:
 
 
 FIGURES: Registry[Callable[[FigureContext], str]] = Registry("figure")
+# figure -> the metrics it plots: its page shows it right under the last table of those metrics, the
+# others (samples, losses, reconstructions) in the page's Figures section
+SHOWS = {"fid_curve": {"fid"}, "deq_heatmap": {"fid"}, "memory_time_bars": {"peak_memory_mb", "seconds_per_epoch"},
+         "mglobal": {"mglobal_fid_spearman"}}
 
 
 def save(fig, path: Path) -> str:

@@ -30,7 +30,9 @@ from typing import Any
 
 import yaml
 
+from ganrepro import records
 from ganrepro.config import Params, ProfileConfig, RunConfig, eval_config, load_params
+from ganrepro.pipeline import metrics_key
 from ganrepro.utils import atomic_path, read_json
 
 GPU_PROFILE_FILE = Path("reports/metrics/profile_gpu.json")  # the hook: a GPU-measured profile.json
@@ -127,11 +129,12 @@ def paper_steps(run: RunConfig, size: int | None, critic: int) -> int | None:
 
 def load_measured_gpu(measured: dict | Path | None) -> dict[str, dict]:
     """run -> {"seconds": GPU seconds per step, "device": ...}, from a dict run -> seconds (or -> such a
-    dict) or from a profile.json, of which only the entries measured on CUDA count."""
+    dict) or from a profile.json (with its reports/protocols/ sibling), of which only the entries
+    measured on CUDA count."""
     if measured is None:
         return {}
     if isinstance(measured, (str, Path)):
-        data = read_json(measured)
+        data = records.read(measured)  # its numbers joined with its protocols (the device)
         return {run: {"seconds": e["seconds_per_step"], "device": e.get("device", "gpu")}
                 for run, e in data.items() if str(e.get("device", "")).startswith("cuda")}
     return {run: v if isinstance(v, dict) else {"seconds": float(v), "device": "GPU (measured)"}
@@ -378,7 +381,7 @@ many solver iterations it took (at most `f_max_iter`); the dry run's step is an 
 {published_md}
 **To replace the estimate with a measurement**, run the profile stage on the GPU at the paper profile
 (`dvc repro -f -s profile` with `profile: paper`), copy `reports/metrics/profile.json` to
-`{GPU_PROFILE_FILE}` and rerun the dry run (or pass `measured_gpu=` to `ganrepro.report.plan.write_plan`:
+`{GPU_PROFILE_FILE}` and `reports/protocols/profile.json` to `reports/protocols/profile_gpu.json`, and rerun the dry run (or pass `measured_gpu=` to `ganrepro.report.plan.write_plan`:
 a dict run -> GPU seconds per step, or that file): measured runs then say `measured (cuda: ...)`.
 
 ## Evaluation
@@ -491,11 +494,11 @@ def write_plan(workspace: Path, out: Path, overrides: dict, stage_seconds: dict,
                 measured_gpu = folder / GPU_PROFILE_FILE
                 break
     profile_file = workspace / "reports" / "metrics" / "profile.json"
-    profile = read_json(profile_file) if profile_file.exists() else {}
+    profile = records.read(profile_file) if profile_file.exists() else {}
     claims_file = workspace / "reports" / "claims.yaml"
     claims = yaml.safe_load(claims_file.read_text()) if claims_file.exists() else None
     rows = plan_rows(params, profile, claims, load_measured_gpu(measured_gpu))
-    train = {p.stem: read_json(p) for p in sorted((workspace / "reports" / "metrics" / "train").glob("*.json"))}
+    train = {p.stem: records.read(p, metrics_key(p.stem)) for p in sorted((workspace / "reports" / "metrics" / "train").glob("*.json"))}
     exp_train = workspace / "reports" / "metrics" / "train.json"
     if exp_train.exists():
         train.setdefault("experiment", read_json(exp_train))
