@@ -36,6 +36,7 @@ compare: $(STAMP)
 	dvc exp show --param-deps --drop '.*' $(foreach k,$(COMPARE_KEEP),--keep $(k)) $(ARGS)
 
 ui: $(STAMP)
+	@echo "models by FID: http://127.0.0.1:5000/#/experiments/1/runs?viewStateShareKey=models&workflowType=machine_learning"
 	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
 
 paper: $(STAMP)
