@@ -215,3 +215,9 @@ def test_a_dry_run_that_covers_some_runs_says_the_totals_cover_only_those(worksp
     ref["runs"]["extra_run"] = RUNS["dcgan_cifar10"]
     (workspace.parent / "params.yaml").write_text(yaml.safe_dump(ref))
     assert "the dry run covered 5 of its 6 runs, and the totals only those (not: `extra_run`)" in write(workspace)
+
+
+def test_the_plan_names_the_reference_params_relative_to_the_project(workspace, monkeypatch):
+    """The committed plan says `params.yaml`, not the absolute path of the clone it was written in."""
+    monkeypatch.setenv("GANREPRO_ROOT", str(workspace.parent))
+    assert "resolved with profile `paper` of `params.yaml`" in write(workspace)

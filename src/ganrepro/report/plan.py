@@ -478,7 +478,11 @@ def write_plan(workspace: Path, out: Path, overrides: dict, stage_seconds: dict,
     ref, ref_path = load_reference(reference, ws.profile)
     params = paper_params(ws, ref)
     if ref:
-        note = f"resolved with profile `{ws.profile}` of `{ref_path}`"
+        from ganrepro import paths
+
+        root = paths.project_root()  # the committed plan names the project's file, not a clone's path
+        shown = ref_path.relative_to(root) if ref_path.is_relative_to(root) else ref_path
+        note = f"resolved with profile `{ws.profile}` of `{shown}`"
         missing = [r for r in ref.runs if r not in ws.runs]
         if missing:
             note += (f"; the dry run covered {len(ws.runs)} of its {len(ref.runs)} runs, and the totals only "
