@@ -27,6 +27,28 @@ def tiny_run(**overrides) -> RunConfig:
     return RunConfig(**{**base, **overrides})
 
 
+def leaves(node):
+    """Every leaf of a nested dict (a metric file's values)."""
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from leaves(v)
+    else:
+        yield node
+
+
+def copy_project(dest: Path, skip=lambda rel: False) -> None:
+    """The project's files as git would clone them (tracked, plus untracked not ignored) into `dest`."""
+    import shutil
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT / f).is_file() and not skip(f):
+            (dest / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / f, dest / f)
+
+
 def fake_processed(n: int = 16, channels: int = 1, size: int = 32, n_classes: int = 10, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
     return {

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import copy_project
 
 PER_RUN = ("train_run@", "evaluate_run@", "train", "evaluate")
 
@@ -53,13 +52,8 @@ def stand_in_outputs(dest: Path, env: dict) -> None:
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     dest = tmp_path_factory.mktemp("deps") / "ganrepro"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        results = f.startswith(("reports/", "data/configs/")) and f != "reports/claims.yaml"
-        if (ROOT / f).is_file() and not results:  # the code and inputs; no committed results
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dest / f)
+    # the code and inputs; no committed results
+    copy_project(dest, skip=lambda f: f.startswith(("reports/", "data/configs/")) and f != "reports/claims.yaml")
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "GANREPRO_ROOT")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     env["PYTHONPATH"] = str(dest / "src")

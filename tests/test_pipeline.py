@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import copy_project, leaves
 from ganrepro import records
 
 pytestmark = pytest.mark.slow
@@ -36,12 +35,7 @@ def sh(cmd: str, cwd: Path, env: dict) -> str:
 def project(tmp_path_factory):
     """A git repo holding the project's files (as git would clone them) with a tiny quick profile."""
     dest = tmp_path_factory.mktemp("clone") / "ganrepro"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT / f).is_file():
-            (dest / f).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / f, dest / f)
+    copy_project(dest)
     params = yaml.safe_load((dest / "params.yaml").read_text())
     quick = params["profiles"]["quick"]
     quick.update(TINY)
@@ -95,14 +89,6 @@ def test_dvc_repro_regenerates_the_report_offline(project, repro):
 
 def test_metric_files_hold_only_numbers_and_protocols_sit_beside_them(project, repro):
     dest, _ = project
-
-    def leaves(node):
-        if isinstance(node, dict):
-            for v in node.values():
-                yield from leaves(v)
-        else:
-            yield node
-
     runs = ["experiment", *yaml.safe_load((dest / "params.yaml").read_text())["runs"]]
     files = [dest / "reports/metrics" / f for f in ("profile.json", "feature_net.json")]
     files += [dest / "reports/metrics" / stage / f"{run}.json" for run in runs for stage in ("train", "evaluate")]

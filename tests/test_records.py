@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import leaves
 from ganrepro import records
 
 EVALUATE = {  # the shape evaluate writes (ganrepro.evaluation.evaluate)
@@ -14,14 +15,6 @@ EVALUATE = {  # the shape evaluate writes (ganrepro.evaluation.evaluate)
     "fid_seeds": {"digit_classifier": {"mean": 35.2, "std": None, "n": 1, "values": [35.2], "protocol": {"n": 1}}},
     "inception_score": {"digit_classifier": {"value": 4.1, "std": 0.08, "protocol": {"splits": 10}}},
 }
-
-
-def leaves(node):
-    if isinstance(node, dict):
-        for v in node.values():
-            yield from leaves(v)
-    else:
-        yield node
 
 
 def test_split_keeps_only_headline_numbers_with_value_collapsed():
