@@ -4,9 +4,13 @@ and the spread of FID over its training seeds (profiles.<profile>.seeds).
 Writes reports/metrics/evaluate/<run>.json (the values) and reports/protocols/evaluate/<run>.json
 (their protocols), the curve
 reports/plots/<run>_fid.csv (one row per training snapshot), and logs them onto the training's MLflow run.
+A run whose training is a copy (ganrepro.reuse) copies its source's evaluation too, where that was
+computed from the same settings, trained G, real statistics and code; its MLflow run is its own.
 A missing or unreadable checkpoint, snapshot or weight file stops it before any metric is computed.
 """
-from ganrepro import cli, paths, pipeline, records
+import pandas as pd
+
+from ganrepro import cli, paths, pipeline, records, reuse
 from ganrepro.config import eval_config, load_params
 from ganrepro.data.preprocess import load_processed
 from ganrepro.evaluation import check_weight_files, evaluate, fid_curve
@@ -25,13 +29,34 @@ def main() -> None:
     for path in [*checkpoints, *pipeline.snapshots(run)]:
         check_checkpoint(path)
     check_weight_files(cfg)  # every weight file too, before any metric is computed
-    with EvaluationTracker(load_checkpoint(checkpoints[0])) as tracker:  # onto the training's run
-        results = evaluate(run, processed, checkpoints[0], cfg, device, other_seeds=checkpoints[1:])
-        curve = fid_curve(run, processed, pipeline.snapshots(run), cfg, device)
+    ckpt = load_checkpoint(checkpoints[0])
+    source = (ckpt.get("copied_from") or {}).get("run")
+    fingerprint = reuse.evaluation_fingerprint(pipeline.evaluate_config(params, run),
+                                               reuse.training_of(pipeline.run_dir(run)),
+                                               [paths.FID_STATS, paths.FEATURE_NETS])
+    with EvaluationTracker(ckpt) as tracker:  # onto the training's run (a copy: a run of its own)
+        results, curve = copied_evaluation(params, source, fingerprint) if source else (None, None)
+        if results is None:
+            results = evaluate(run, processed, checkpoints[0], cfg, device, other_seeds=checkpoints[1:])
+            curve = fid_curve(run, processed, pipeline.snapshots(run), cfg, device)
+        results = reuse.mark(results, source) | {reuse.EVALUATION: fingerprint}
         tracker.log_evaluation(results, curve)  # all computed first: a failure logs none of it
     with atomic_path(paths.PLOTS / f"{run.name}_fid.csv") as tmp:
         curve.to_csv(tmp, index=False)
     records.write(pipeline.metrics_file("evaluate", run), results, "evaluate", pipeline.metrics_key(run))
+
+
+def copied_evaluation(params, source: str, fingerprint: str) -> tuple[dict | None, pd.DataFrame | None]:
+    """`source`'s evaluation record and FID curve, if computed with this fingerprint; else (None, None)."""
+    src = pipeline.run(params, source)
+    metrics, curve = pipeline.metrics_file("evaluate", src), paths.PLOTS / f"{source}_fid.csv"
+    if not (metrics.exists() and curve.exists()):
+        return None, None
+    record = records.read(metrics, pipeline.metrics_key(src))
+    if record.pop(reuse.EVALUATION, None) != fingerprint:
+        return None, None
+    print(f"evaluate: the same evaluation as {source}'s (ganrepro.reuse), copied")
+    return record, pd.read_csv(curve)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,11 @@ ganrepro.profiling). Beside the runs, the rows of `runs.<run>.profile_only` (e.g
 `wgan_pokemon@reference`): a preset profiled, never trained, at its paper-scale architecture,
 resolution and batch at every profile, on the run's preprocessed images reshaped to that setting
 (DEQ-GAN Table 1's baselines; config.resolve_profile_only, profiling.profile_only_row).
+Runs whose step cost is set by the same fields (pipeline.PROFILED; at the quick profile, e.g. the three
+WGAN-GP runs) are measured once: the others' rows are its numbers, with `same_profile_as: <run>`.
 """
+import json
+
 from ganrepro import cli, paths, pipeline, records
 from ganrepro.config import load_params, resolve_profile_only
 from ganrepro.data.preprocess import load_processed
@@ -23,9 +27,15 @@ def main() -> None:
     params = load_params()
     pipeline.check_resolved("profile.json", pipeline.profile_config(params))
     cfg = params.active.profiling
-    out = {run.name: profile_run(run, load_processed(pipeline.processed_file(run)), cfg.steps, cfg.warmup,
-                                 cfg.memory_protocol, cfg.sampling)
-           for run in pipeline.runs(params)}
+    out, measured = {}, {}
+    for run in pipeline.runs(params):
+        key = json.dumps(pipeline.profiled(run), sort_keys=True)
+        if key in measured:
+            out[run.name] = {**out[measured[key]], "same_profile_as": measured[key]}
+            continue
+        measured[key] = run.name
+        out[run.name] = profile_run(run, load_processed(pipeline.processed_file(run)), cfg.steps, cfg.warmup,
+                                    cfg.memory_protocol, cfg.sampling)
     for name, (source, run, entry) in resolve_profile_only(params).items():  # e.g. wgan_pokemon@reference
         processed = load_processed(pipeline.processed_file(pipeline.run(params, source)))
         out[name] = profile_only_row(run, entry, processed, source, cfg)

@@ -9,8 +9,12 @@ Each MLflow run ends with the trained generator logged as an MLflow PyTorch mode
 
 A killed training resumes from its last checkpoint when the stage is rerun (`dvc repro`), in the
 same MLflow run. `torchrun --nproc_per_node N stages/train.py --run <run>` trains data-parallel.
+A run whose resolved config another run shares (at the quick profile: runs differing only in the
+dataset they ask for) copies that run's finished training instead of training again (ganrepro.reuse).
 """
-from ganrepro import cli, paths, pipeline, records
+import shutil
+
+from ganrepro import cli, paths, pipeline, records, reuse
 from ganrepro.config import load_params
 from ganrepro.data.preprocess import load_processed
 from ganrepro.models import export
@@ -27,6 +31,12 @@ def main() -> None:
     processed = load_processed(pipeline.processed_file(run))
     metrics = pipeline.metrics_file("train", run)
     check_writable(pipeline.run_dir(run), paths.PLOTS, metrics.parent, records.protocol_path(metrics).parent)
+    fingerprint = reuse.training_fingerprint(run, params.active.seeds, pipeline.processed_file(run))
+    source = reuse.find_training(run, pipeline.runs(params), pipeline.run_dir, fingerprint)
+    if source is not None:  # every rank finds the same; rank 0 copies
+        if distributed.is_main():
+            copy(run, source, fingerprint)
+        return distributed.teardown()
     for cfg, out_dir in pipeline.seed_runs(run, params.active.seeds):
         name = run.name if cfg.seed == run.seed else f"{run.name}-seed{cfg.seed}"
         with Tracker(name, stage="train", profile=run.profile, enabled=distributed.is_main(),
@@ -41,7 +51,20 @@ def main() -> None:
         with atomic_path(paths.PLOTS / f"{run.name}_losses.csv") as tmp:
             history.to_csv(tmp, index=False)
         records.write(pipeline.metrics_file("train", run), summary, "train", pipeline.metrics_key(run))
+        reuse.write_fingerprint(pipeline.run_dir(run), fingerprint)
     distributed.teardown()
+
+
+def copy(run, source, fingerprint: str) -> None:
+    """`source`'s finished training as `run`'s: its folder, loss curve and train record, marked
+    `same_training_as`. No MLflow run here: evaluate gives the copy one, with the source's losses."""
+    reuse.copy_training(pipeline.run_dir(source), pipeline.run_dir(run), run, source.name, fingerprint)
+    with atomic_path(paths.PLOTS / f"{run.name}_losses.csv") as tmp:
+        shutil.copyfile(paths.PLOTS / f"{source.name}_losses.csv", tmp)
+    record = records.read(pipeline.metrics_file("train", source), pipeline.metrics_key(source))
+    records.write(pipeline.metrics_file("train", run), reuse.mark(record, source.name), "train",
+                  pipeline.metrics_key(run))
+    print(f"train {run.name}: the same training as {source.name} (ganrepro.reuse), copied")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,8 @@ def project(tmp_path_factory):
     first_of_each = {}
     for name, spec in params["runs"].items():  # one paper run per preset keeps the test short
         first_of_each.setdefault(spec["preset"], name)
-    params["runs"] = {name: params["runs"][name] for name in first_of_each.values()}
+    keep = [*first_of_each.values(), "wgan_mnist"]  # + a run of wgan_pokemon's training at this profile (a copy)
+    params["runs"] = {name: params["runs"][name] for name in keep}
     params["profiles"]["quick"]["eval"]["fid"].update(n_real=500, n_fake=200, curve_n_fake=100, batch_size=100,
                                                       kid_subset_size=100, kid_n_real=500)
     params["profiles"]["quick"]["eval"]["inception_score"].update(n_fake=100)
@@ -71,7 +72,7 @@ def repro(project):
 
 def test_dvc_repro_regenerates_the_report_offline(project, repro):
     dest, _ = project
-    stages = ["configure", "download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
+    stages = ["configure", "download", "preprocess", "feature_net", "fid_stats", "reference", "train", "evaluate", "profile", "report"]
     runs = yaml.safe_load((dest / "params.yaml").read_text())["runs"]
     stages += [f"{stage}@{run}" for run in runs for stage in ("train_run", "evaluate_run")]
     for stage in stages:
@@ -90,7 +91,7 @@ def test_dvc_repro_regenerates_the_report_offline(project, repro):
 def test_metric_files_hold_only_numbers_and_protocols_sit_beside_them(project, repro):
     dest, _ = project
     runs = ["experiment", *yaml.safe_load((dest / "params.yaml").read_text())["runs"]]
-    files = [dest / "reports/metrics" / f for f in ("profile.json", "feature_net.json")]
+    files = [dest / "reports/metrics" / f for f in ("profile.json", "feature_net.json", "reference.json")]
     files += [dest / "reports/metrics" / stage / f"{run}.json" for run in runs for stage in ("train", "evaluate")]
     for f in files:
         bad = [v for v in leaves(json.loads(f.read_text())) if isinstance(v, bool) or not isinstance(v, (int, float))]
@@ -126,6 +127,30 @@ def test_every_papers_page_has_its_tables_claims_and_figures(project, repro):
     assert list((reports / "figures").glob("fastgan_m1_vangogh_reconstructions_*.png"))
     curve = pd.read_csv(reports / "plots/dcgan_cifar10_fid.csv")
     assert list(curve.columns) == ["step", "fid_digit_classifier"] and len(curve) >= 2
+
+
+def test_a_run_of_another_runs_config_is_trained_evaluated_and_profiled_once(project, repro):
+    dest, _ = project
+    assert "train wgan_mnist: the same training as wgan_pokemon" in repro
+    train = records.read(dest / "reports/metrics/train/wgan_mnist.json", "wgan_mnist")
+    assert train["same_training_as"] == "wgan_pokemon"
+    fid = records.read(dest / "reports/metrics/evaluate/wgan_mnist.json", "wgan_mnist")["fid"]["digit_classifier"]
+    assert fid["protocol"]["same_training_as"] == "wgan_pokemon"  # evaluated itself (FID dims differ), on the copy
+    profile = records.read(dest / "reports/metrics/profile.json")
+    assert profile["wgan_mnist"]["same_profile_as"] == "wgan_pokemon"
+    assert profile["wgan_mnist"]["peak_memory_mb"] == profile["wgan_pokemon"]["peak_memory_mb"]
+    runs_page = (dest / "reports/runs.md").read_text()
+    assert "same training as" in runs_page and "real images (the floor)" in runs_page
+    db = sqlite3.connect(dest / "mlflow.db")
+    (run_id,), = db.execute("select run_uuid from runs where name = 'wgan_mnist'").fetchall()
+    tags = dict(db.execute("select key, value from tags where run_uuid=?", (run_id,)).fetchall())
+    assert tags["same_training_as"] == "wgan_pokemon"
+    metrics = {k for (k,) in db.execute("select key from metrics where run_uuid=?", (run_id,)).fetchall()}
+    assert {"loss_d", "loss_g", "fid.digit_classifier"} <= metrics, metrics
+    ref = records.read(dest / "reports/metrics/reference.json")["mnist5k_32px_2048d"]
+    assert ref["real"]["fid"]["digit_classifier"]["value"] < ref["noise"]["fid"]["digit_classifier"]["value"]
+    for page in ("index.md", "dcgan-vs-sagan.md", "experiment.md"):
+        assert "uniform noise" in (dest / "reports" / page).read_text(), page
 
 
 def test_a_second_repro_runs_nothing(project, repro):

@@ -156,6 +156,8 @@ class ProfileConfig(Strict):
         True, description="check torchvision's md5s; false only for the dry run's synthetic fixtures")
     train: TrainSettings = TrainSettings()
     seeds: PositiveInt = Field(1, description="training seeds per run (seed, seed+1, ...), for the spread")
+    reference_rows: bool = Field(True, description="the real-image floor and uniform-noise rows beside every FID "
+                                 "and IS (stage reference: FID and IS of 2 x n_fake images per dataset and size)")
     eval: EvalConfig
     profiling: ProfilingConfig
     feature_net: FeatureNetConfig

@@ -187,6 +187,38 @@ def evaluate(run: RunConfig, processed: dict, checkpoint: Path, cfg: EvalConfig,
     return out
 
 
+def real_sampler(images: torch.Tensor, seed: int) -> Callable[[int], torch.Tensor]:
+    """n -> n real images in [-1, 1], drawn without replacement (a new permutation once all are used)."""
+    gen, order = torch.Generator().manual_seed(seed), torch.empty(0, dtype=torch.long)
+
+    def sample(n: int) -> torch.Tensor:
+        nonlocal order
+        while len(order) < n:
+            order = torch.cat([order, torch.randperm(len(images), generator=gen)])
+        idx, order = order[:n], order[n:]
+        return images[idx].float() / 127.5 - 1  # (n, C, H, W), uint8 levels already
+
+    return sample
+
+
+def noise_sampler(shape: tuple[int, int, int], seed: int) -> Callable[[int], torch.Tensor]:
+    """n -> n images of independent uniform pixels in [-1, 1], quantised as fakes are: what "nothing learned" scores."""
+    gen = torch.Generator().manual_seed(seed)
+    return lambda n: quantise_uint8(torch.rand(n, *shape, generator=gen) * 2 - 1)
+
+
+def reference(run: RunConfig, processed: dict, cfg: EvalConfig, device) -> dict:
+    """The two yardsticks of a run's FID and IS, under its protocol: n_fake real images against the
+    same real statistics (the floor; they are among the statistics' images), and uniform noise."""
+    images = processed["images"]
+    out = {}
+    for name, make in (("real", lambda s: real_sampler(images, s)), ("noise", lambda s: noise_sampler(images.shape[1:], s))):
+        fid_kid = compute_fid(run, images, make(run.seed + 1), cfg, device)
+        out[name] = {"fid": fid_kid["fid"], "kid": fid_kid["kid"],
+                     "inception_score": compute_is(make(run.seed + 3), cfg, device)}
+    return out
+
+
 def spread(values: list[float]) -> dict:
     """mean and sample standard deviation (ddof 1; None for one seed) of per-seed values."""
     std = float(np.std(values, ddof=1)) if len(values) > 1 else None

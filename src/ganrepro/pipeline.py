@@ -72,7 +72,8 @@ CONFIGS = paths.DATA / "configs"
 def resolved(params: Params) -> dict[str, dict]:
     """file name under data/configs/ -> what the stage(s) depending on it read from params.yaml."""
     out = {"data.json": data_config(params), "feature_net.json": params.active.feature_net.model_dump(mode="json"),
-           "fid_stats.json": fid_stats_config(params), "profile.json": profile_config(params)}
+           "fid_stats.json": fid_stats_config(params), "profile.json": profile_config(params),
+           "reference.json": reference_config(params)}
     for r in runs(params):
         out[f"{r.name}.train.json"] = train_config(params, r)
         out[f"{r.name}.eval.json"] = evaluate_config(params, r)
@@ -93,6 +94,32 @@ def fid_stats_config(params: Params) -> dict:
     return {"device": params.active.device, "runs": {
         r.name: {"data": r.data, "img_size": r.img_size, "fid": eval_config(params, r.name).fid.model_dump(mode="json")}
         for r in runs(params)}}
+
+
+def reference_sets(params: Params) -> dict[str, str]:
+    """The reference rows to compute, `<data>_<size>px_<dims>d` -> the first run of that data, size and
+    FID dims (whose eval settings they use): at the quick profile, the digits at 32px. None where the
+    profile's `reference_rows` is false."""
+    from ganrepro.config import eval_config
+
+    out: dict[str, str] = {}
+    for r in runs(params) if params.active.reference_rows else []:
+        out.setdefault(reference_key(r, eval_config(params, r.name).fid.dims), r.name)
+    return out
+
+
+def reference_key(run: RunConfig, dims: int) -> str:
+    return f"{run.data}_{run.img_size}px_{dims}d"
+
+
+def reference_config(params: Params) -> dict:
+    """What stage reference reads: per set, its run's data, size and eval settings, and the device."""
+    from ganrepro.config import eval_config
+
+    return {"device": params.active.device, "sets": {
+        key: {"run": name, "data": run(params, name).data, "img_size": run(params, name).img_size,
+              "eval": eval_config(params, name).model_dump(mode="json")}
+        for key, name in reference_sets(params).items()}}
 
 
 # What sets the cost of a training step, the profile stage's measure: not the learning rates, betas,

@@ -333,8 +333,11 @@ class EvaluationTracker(Tracker):
 
     def __init__(self, checkpoint: dict, *, enabled: bool = True):
         cfg = checkpoint["config"]
+        self.copied = checkpoint.get("copied_from") or {}  # a copy of another run's training (ganrepro.reuse)
+        copy_tags = {"same_training_as": self.copied["run"],
+                     "same_training_run_id": self.copied.get("mlflow_run_id") or "none"} if self.copied else {}
         super().__init__(cfg["name"], stage="evaluate", profile=cfg["profile"], enabled=enabled,
-                         resume_run_id=checkpoint.get("mlflow_run_id"), tags=run_tags(cfg))
+                         resume_run_id=checkpoint.get("mlflow_run_id"), tags=run_tags(cfg) | copy_tags)
         self.checkpoint = {k: checkpoint.get(k) for k in ("config", "mlflow_run_id", "step", "history")}  # not G, D
         self.created = False
 
@@ -347,6 +350,11 @@ class EvaluationTracker(Tracker):
         elif self.resume_run_id:  # recreated by an earlier evaluation?
             found = self.client.search_runs([self.experiment_id], max_results=1,
                                             filter_string=f"tags.checkpoint_run_id = '{self.resume_run_id}'")
+            self.run_id = found[0].info.run_id if found else None
+        elif self.copied:  # a copied training's own run, made by an earlier evaluation of it
+            found = self.client.search_runs([self.experiment_id], max_results=1, filter_string=(
+                f"tags.run_name = '{self.run_name}' and "
+                f"tags.same_training_run_id = '{self.tags['same_training_run_id']}'"))
             self.run_id = found[0].info.run_id if found else None
         return self
 

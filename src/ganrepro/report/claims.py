@@ -31,6 +31,12 @@ class Metrics:
     profile: dict[str, dict] = field(default_factory=dict)  # reports/metrics/profile.json
     history: dict[str, pd.DataFrame] = field(default_factory=dict)  # reports/plots/<run>_losses.csv
     curve: dict[str, pd.DataFrame] = field(default_factory=dict)  # reports/plots/<run>_fid.csv
+    reference: dict[str, dict] = field(default_factory=dict)  # reports/metrics/reference.json: the run's set
+    reference_set: dict[str, str] = field(default_factory=dict)  # run -> the name of its set there
+
+
+REFERENCE_ROWS = {"real": "real images (the floor)", "noise": "uniform noise"}
+REFERENCED = ("fid", "inception_score")  # the metrics a reference row is printed beside
 
 
 def describe(protocol: dict) -> str:
@@ -113,9 +119,24 @@ def our_value(v: dict, m: Metrics) -> tuple[float | None, str]:
                      f"{', '.join(sorted(EVAL_METRICS | PROFILE_METRICS | {'mglobal_fid_spearman'}))}")
 
 
+def reference_rows(run: str, metric: str, preferred: str | None, m: Metrics, profile: str, data: str) -> list[dict]:
+    """The real-image floor and the uniform-noise row of `run`'s `metric`, on the backend its row uses,
+    under the same protocol (stage reference); none where the profile computes none."""
+    rows = []
+    for which, label in REFERENCE_ROWS.items():
+        name, res = pick_backend(m.reference.get(run, {}).get(which, {}).get(metric, {}), preferred)
+        if name is not None:
+            rows.append({"paper": "", "table": "", "row": label, "metric": metric, "paper_value": None,
+                         "paper_protocol": "", "our_value": res["value"], "our_seeds": "", "unit": unit(metric),
+                         "protocol": describe(res.get("protocol", {})), "profile": profile, "data": data})
+    return rows
+
+
 def paper_tables(claims: dict, m: Metrics, profile: str, data: dict[str, str]) -> dict[tuple[str, str], pd.DataFrame]:
-    """{(paper, table): rows}, in claims.yaml order. `data` maps a run to the dataset label we used."""
+    """{(paper, table): rows}, in claims.yaml order, each FID and IS table ending in its reference rows
+    (`reference_rows`, for its first run of that metric). `data` maps a run to the dataset label we used."""
     rows: dict[tuple[str, str], list[dict]] = {}
+    referenced: dict[tuple[str, str], list[tuple]] = {}
     for v in claims["values"]:
         ours, protocol = our_value(v, m)
         runs = v.get("ratio") or [v["run"]]
@@ -127,6 +148,13 @@ def paper_tables(claims: dict, m: Metrics, profile: str, data: dict[str, str]) -
             "unit": unit(v["metric"], "ratio" in v),
             "data": " / ".join(dict.fromkeys(data.get(r, "?") for r in runs)),
         })
+        if v["metric"] in REFERENCED and "ratio" not in v:
+            refs = referenced.setdefault((v["paper"], v["table"]), [])
+            if v["metric"] not in [r[1] for r in refs]:
+                refs.append((v["run"], v["metric"], (v.get("protocol") or {}).get("backend"), data.get(v["run"], "?")))
+    for k, refs in referenced.items():
+        for run, metric, preferred, label in refs:
+            rows[k] += reference_rows(run, metric, preferred, m, profile, label)
     return {k: pd.DataFrame(r, columns=TABLE_COLUMNS) for k, r in rows.items()}
 
 

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 from ganrepro import paths  # noqa: E402
 from ganrepro.config import RunConfig  # noqa: E402
 from ganrepro.registry import Registry  # noqa: E402
-from ganrepro.report.claims import Metrics, eval_value  # noqa: E402
+from ganrepro.report.claims import REFERENCE_ROWS, Metrics, eval_value  # noqa: E402
 from ganrepro.utils import atomic_path  # noqa: E402
 
 
@@ -91,23 +91,57 @@ def losses(ctx: FigureContext) -> str:
     return "### Loss curves\n\n| run | losses |\n|---|---|\n" + "\n".join(rows) + "\n"
 
 
+def all_fid_curves(ctx: FigureContext) -> str:
+    """The index's figure: every trained run's FID against its share of training, one panel per
+    family, with the reference rows. Returns the image's path under reports/."""
+    families = list(dict.fromkeys(r.family for r in ctx.runs))
+    fig, axes = plt.subplots(1, len(families), figsize=(2.6 * len(families), 3.2), sharey=True, squeeze=False)
+    reference = next((ctx.metrics.reference[r.name] for r in ctx.runs if r.name in ctx.metrics.reference), {})
+    for ax, family in zip(axes[0], families):
+        for r in ctx.runs:
+            curve = ctx.metrics.curve.get(r.name)
+            if r.family != family or curve is None or curve.empty or ctx.train.get(r.name, {}).get("same_training_as"):
+                continue
+            col = next(c for c in curve.columns if c.startswith("fid_"))
+            ax.plot(curve["step"] / curve["step"].max(), curve[col], marker=".", lw=1, label=r.name)
+        for (which, label), style in zip(REFERENCE_ROWS.items(), ("--", ":")):
+            for backend, res in reference.get(which, {}).get("fid", {}).items():
+                if "value" in res:
+                    ax.axhline(res["value"], color="grey", ls=style, lw=1)
+        ax.set(title=family, xlabel="share of training", yscale="log")
+        ax.legend(fontsize=5)
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("FID (log)")
+    return save(fig, ctx.path("all_fid_curves.png"))
+
+
 @FIGURES.register("fid_curve")
 def fid_curve(ctx: FigureContext) -> str:
-    """FID of the training snapshots against epochs (steps / steps_per_epoch), one line per run."""
+    """FID of the training snapshots against epochs (steps / steps_per_epoch), one line per run (a
+    copy of another run's training is that run's line), with the reference rows' FID as dashed lines."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    copies = {r.name: ctx.train.get(r.name, {}).get("same_training_as") for r in ctx.runs}
     for r in ctx.runs:
         curve = ctx.metrics.curve.get(r.name)
-        if curve is None or curve.empty:
+        if curve is None or curve.empty or copies[r.name]:
             continue
         col = next(c for c in curve.columns if c.startswith("fid_"))
         per_epoch = ctx.train.get(r.name, {}).get("steps_per_epoch") or 1
-        ax.plot(curve["step"] / per_epoch, curve[col], marker="o", label=f"{r.name} ({col[4:]} features)")
-    ax.set(xlabel="epoch", ylabel="FID", title=f"FID vs epoch ({ctx.label()})")
-    ax.legend()
-    ax.grid(alpha=0.3)
+        also = [n for n, src in copies.items() if src == r.name]
+        label = f"{r.name}{' = ' + ', '.join(also) if also else ''} ({col[4:]} features)"
+        ax.plot(curve["step"] / per_epoch, curve[col], marker="o", label=label)
+    reference = next((ctx.metrics.reference[r.name] for r in ctx.runs if r.name in ctx.metrics.reference), {})
+    for (which, label), style in zip(REFERENCE_ROWS.items(), ("--", ":")):
+        for backend, res in reference.get(which, {}).get("fid", {}).items():
+            if "value" in res:
+                ax.axhline(res["value"], color="grey", ls=style, lw=1, label=f"{label} ({backend})")
+    ax.set(xlabel="epoch", ylabel="FID (log scale)", title=f"FID vs epoch ({ctx.label()})", yscale="log")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
     src = save(fig, ctx.path(f"{ctx.paper}_fid_curve.png"))
     return (f"### FID vs epoch\n\n![FID vs epoch]({src})\n\nEach point is a training snapshot "
-            "(`reports/plots/<run>_fid.csv`; compare experiments with `dvc plots diff`).\n")
+            "(`reports/plots/<run>_fid.csv`; compare experiments with `dvc plots diff`); the grey lines are the "
+            "reference rows, real images (the floor) and uniform noise.\n")
 
 
 @FIGURES.register("mglobal")
