@@ -35,7 +35,7 @@ def main() -> None:
                                                reuse.training_of(pipeline.run_dir(run)),
                                                [paths.FID_STATS, paths.FEATURE_NETS])
     with EvaluationTracker(ckpt) as tracker:  # onto the training's run (a copy: a run of its own)
-        results, curve = copied_evaluation(params, source, fingerprint) if source else (None, None)
+        results, curve = copied_evaluation(params, run, fingerprint) if source else (None, None)
         if results is None:
             results = evaluate(run, processed, checkpoints[0], cfg, device, other_seeds=checkpoints[1:])
             curve = fid_curve(run, processed, pipeline.snapshots(run), cfg, device)
@@ -46,18 +46,19 @@ def main() -> None:
     records.write(pipeline.metrics_file("evaluate", run), results, "evaluate", pipeline.metrics_key(run))
 
 
-def copied_evaluation(params, source: str, fingerprint: str) -> tuple[dict | None, pd.DataFrame | None]:
-    """`source`'s evaluation record and FID curve, if computed with this fingerprint; else (None, None)."""
-    src = pipeline.run(params, source)
-    metrics, curve = pipeline.metrics_file("evaluate", src), paths.PLOTS / f"{source}_fid.csv"
-    if not (metrics.exists() and curve.exists()):
-        return None, None
-    record = records.read(metrics, pipeline.metrics_key(src))
-    if record.pop(reuse.EVALUATION, None) != fingerprint:
-        return None, None
-    print(f"evaluate: the same evaluation as {source}'s (ganrepro.reuse), copied")
-    return record, pd.read_csv(curve)
-
+def copied_evaluation(params, run, fingerprint: str) -> tuple[dict | None, pd.DataFrame | None]:
+    """The evaluation record and FID curve of the first other run of the same training (ganrepro.reuse.key)
+    whose evaluation was computed with this fingerprint; else (None, None)."""
+    for other in pipeline.runs(params):
+        metrics, curve = pipeline.metrics_file("evaluate", other), paths.PLOTS / f"{other.name}_fid.csv"
+        if other.name == run.name or reuse.key(other) != reuse.key(run) or not (metrics.exists() and curve.exists()):
+            continue
+        record = records.read(metrics, pipeline.metrics_key(other))
+        if record.pop(reuse.EVALUATION, None) == fingerprint:
+            print(f"evaluate {run.name}: the same evaluation as {other.name}'s (ganrepro.reuse), copied")
+            record.pop(reuse.SAME, None)
+            return record, pd.read_csv(curve)
+    return None, None
 
 if __name__ == "__main__":
     cli.main(main, "evaluate")

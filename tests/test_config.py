@@ -61,7 +61,7 @@ BAD = [
     (lambda d: d["profiles"]["quick"]["eval"]["fid"].update(dims=100), r"profiles.quick.eval.fid.dims: .*64, 192, 768 or 2048"),
     (lambda d: d.pop("seed"), r"seed: required key is missing"),
     (lambda d: d.update(profile="huge"), r"profile: unknown profile 'huge'; valid: paper, quick"),
-    (lambda d: d.update(model="stylegan"), r"model: unknown model 'stylegan'; valid: began, dcgan, deq_gan"),
+    (lambda d: d.update(model="stylegan"), r"model: unknown model 'stylegan'; valid: began, began_ref, dcgan, deq_gan"),
 ]
 
 

@@ -144,3 +144,88 @@ def test_one_step_is_finite_moves_both_nets_and_updates_k():
     k1 = obj.k
     logs = train_step(obj, iter([batch]))  # the second D loss uses k_1
     assert logs["loss_d"] == pytest.approx(logs["L_real"] - k1 * logs["L_fake"], rel=1e-5)
+
+
+# ---------------------------------------------------------------- reference switches (issue 13)
+@pytest.mark.parametrize("output,act", [("tanh", torch.tanh), ("linear", lambda v: v), ("elu", F.elu)])
+def test_g_output_is_the_named_function_of_the_last_conv(output, act):
+    torch.manual_seed(0)
+    G, _ = build_models("began", {**TINY, "g_output": output}, 32, 1, 10)
+    with torch.no_grad():
+        G.dec.convs[-1].bias.fill_(3.0)  # the last conv's output lies far outside [-1, 1]
+        z = G.sample_z(4)
+        raw = G.dec.convs(G.dec.fc(z).view(-1, 4, 8, 8))  # the decoder by hand: (B, 1, 32, 32)
+        torch.testing.assert_close(G(z), act(raw))
+        assert (G(z).max() > 1) == (output != "tanh")  # only tanh bounds G's images
+
+
+def test_g_output_default_and_the_decoder_of_D_stays_linear():
+    G, D = build_models("began", TINY, 32, 1, 10)
+    assert isinstance(G.out, torch.nn.Tanh)
+    assert not isinstance(D.dec.convs[-1], (torch.nn.ELU, torch.nn.Tanh))
+    with pytest.raises(Exception, match="g_output"):
+        build_models("began", {**TINY, "g_output": "sigmoid"}, 32, 1, 10)
+
+
+@pytest.mark.parametrize("down_width,strided,firsts", [
+    # n = 4, 32px, 3 scales: the stride-2 convs' (in, out) and each scale's first conv's (in, out)
+    ("next", [(4, 8), (8, 12)], [(4, 4), (8, 8), (12, 12)]),   # ours: widen at the down-sampling
+    ("same", [(4, 4), (8, 8)], [(4, 4), (4, 8), (8, 12)]),     # BEGAN-tf models.py:29-33
+])
+def test_down_width_sets_the_stride_2_conv_widths(down_width, strided, firsts):
+    _, D = build_models("began", {**TINY, "down_width": down_width}, 32, 1, 10)
+    convs = [m for m in D.enc.convs.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs if c.stride == (2, 2)] == strided
+    # after the input conv: per scale 2 stride-1 convs then (not at the last) a stride-2 one
+    assert [(c.in_channels, c.out_channels) for c in (convs[1], convs[4], convs[7])] == firsts
+    assert D.enc.convs(torch.zeros(2, 1, 32, 32)).shape == (2, 12, 8, 8)  # S*n at 8x8 either way
+
+
+@pytest.mark.parametrize("down_width,params", [("next", 13_900_992), ("same", 11_688_768)])
+def test_encoder_parameters_at_64px_match_the_reference_arithmetic(down_width, params):
+    # docs/reference-diffs.md Sec. 4: n = 128, N_h = 64, 3 channels
+    _, D = build_models("began", {"z_dim": 64, "h_dim": 64, "ngf": 8, "ndf": 128, "down_width": down_width}, 64, 3, 10)
+    assert sum(p.numel() for p in D.enc.parameters()) == params
+
+
+def test_step_schedule_decays_every_lr_step_whatever_M_global_does():
+    _, _, obj = built(lr_schedule="step", lr_step=3, lr_window=1, lr_min=3e-5)
+    for m in [5.0, 4.0]:  # improving or not, nothing until step 3
+        obj.schedule(m)
+    assert lrs(obj) == [1e-4, 1e-4]
+    obj.schedule(3.0)
+    assert lrs(obj) == pytest.approx([5e-5, 5e-5])
+    for m in [2.0, 1.0, 0.5]:  # M_global falls every step (the plateau rule would not decay)
+        obj.schedule(m)
+    assert lrs(obj) == pytest.approx([3e-5, 3e-5])  # 2.5e-5 floored at lr_min
+    _, _, b = built(lr_schedule="step", lr_step=4)
+    for m in [1.0, 1.0]:
+        obj.schedule(m)  # obj at t = 8
+    b.load_state_dict(obj.state_dict())
+    assert b.t == 8
+    b.schedule(1.0), b.schedule(1.0), b.schedule(1.0)
+    assert lrs(b) == [1e-4, 1e-4]
+    b.schedule(1.0)  # t = 12, a multiple of 4: only if t was restored
+    assert lrs(b) == pytest.approx([5e-5, 5e-5])
+
+
+def test_plateau_schedule_is_the_default_and_ignores_lr_step():
+    _, _, obj = built(lr_step=1, lr_window=100)
+    assert obj.args.lr_schedule == "plateau"
+    for m in [1.0] * 5:
+        obj.schedule(m)
+    assert lrs(obj) == [1e-4, 1e-4]
+
+
+def test_began_ref_preset_follows_the_reference_code():
+    from ganrepro.config import load_params, resolve_run
+
+    params = load_params()
+    ref, paper = params.models["began_ref"], params.models["began"]
+    assert (ref.arch["g_output"], ref.arch["down_width"]) == ("linear", "same")
+    assert (ref.lr_g, ref.lr_d, tuple(ref.betas)) == (8e-5, 8e-5, (0.9, 0.999))
+    assert ref.objective["lr_schedule"] == "step" and ref.objective["lr_step"] == 100000
+    assert ref.objective["lr_min"] == 2e-5
+    assert (paper.lr_g, paper.lr_d) == (1e-4, 1e-4)  # the paper's text: 1e-4
+    assert paper.arch.get("down_width", "next") == "next"
+    resolve_run(params, "r", "began_ref", "celeba")  # valid at the active profile

@@ -171,7 +171,7 @@ def test_multires_generator_loss_is_mean_over_resolutions():
     G, D, obj = build_run(deq_run(3), 1, 10, torch.device("cpu"))
     real, y = next(fake_data())
     fakes = [torch.rand(8, 1, 32 // 2**i, 32 // 2**i) for i in range(3)]
-    _, x_fake, yy = obj.images(real, y, fakes)
+    _, x_fake, yy, _ = obj.images(real, y, fakes)
     with torch.no_grad():
         pooled = -D(x_fake, yy).mean()
         per_res = [-D(torch.nn.functional.interpolate(f, size=32, mode="bilinear"), y).mean() for f in fakes]
@@ -198,3 +198,93 @@ def test_registry_names_build():
     assert MODELS.get("deq").Arch is Arch and OBJECTIVES.get("deq_wgan") is DEQWGAN
     G, D = build_models("deq", TINY, 32, 1, 10)
     assert G.deq.f_max_iter == TINY["f_max_iter"]
+
+
+# ---------------------------------------------------------------- (6) reference switches (issue 13)
+def n_params(m) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def test_dcgan_decoder_injection_matches_reference_sizes_and_trains():
+    """`injection: dcgan_decoder` is the reference's init_gen (Generator.py:21-47): 12,658,438 parameters
+    at 64px, z 100, widths 1024-512-256-128-3 (docs/reference-diffs.md 1.3, from the layer list)."""
+    from ganrepro.models.deq import DCGANDecoder
+
+    dec = DCGANDecoder(100, 128, 3, 64)
+    assert n_params(dec) == 12_658_438
+    convs = [m for m in dec.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(100, 1024), (1024, 512), (512, 256), (256, 128), (128, 3)]
+    x = dec(torch.randn(2, 100))
+    assert x.shape == (2, 3, 64, 64) and (x >= 0).all()  # the reference's last ReLU
+    G, _ = tiny_g(injection="dcgan_decoder", decoder_ngf=4)
+    assert isinstance(G.noise, DCGANDecoder) and not isinstance(tiny_g()[0].noise, DCGANDecoder)
+    assert G.inputs(G.sample_z(2), torch.tensor([0, 1]))[0].shape == (2, 2, 32, 32)  # C + label channel
+    torch.manual_seed(0)
+    G, D, obj = build_run(deq_run(injection="dcgan_decoder", decoder_ngf=4), 1, 10, torch.device("cpu"))
+    before = snapshot(G.noise)
+    train_step(obj, fake_data())
+    assert changed(before, G.noise)  # the decoder is trained through the DEQ's gradient
+
+
+def test_critic_head_conv_to_1_matches_reference_size():
+    """`critic_head: conv_to_1` is the reference critic (Discriminator.py:11-35): 304,422 parameters at
+    64px, 3 channels, widths 128/256, unconditional; ours (flatten_linear) 1,220,353."""
+    _, D_ref = build(Arch(ndf=128, conditional=False, critic_head="conv_to_1"), 64, 3, 1)
+    _, D_ours = build(Arch(ndf=128, conditional=False), 64, 3, 1)
+    assert n_params(D_ref) == 304_422 and n_params(D_ours) == 1_220_353
+    assert D_ref(torch.randn(2, 3, 64, 64)).shape == (2,)
+
+
+def test_fakes_per_step_counts_and_labels():
+    """fakes_per_d_step / fakes_per_g_step: G makes that many fakes per critic / generator step, fake
+    j*k .. j*k+k-1 with real j's label (critic) and the batch's labels cycled (generator)."""
+    torch.manual_seed(0)
+    G, D, obj = build_run(deq_run(objective={"fakes_per_d_step": 16, "fakes_per_g_step": 12}), 1, 10,
+                          torch.device("cpu"))
+    calls = []
+    inner = G.forward_all
+    G.forward_all = lambda z, y: calls.append((z.shape[0], y.clone())) or inner(z, y)
+    data = fake_data()
+    real, y = next(fake_data())
+    train_step(obj, data)
+    assert [n for n, _ in calls] == [16, 16, 12]
+    assert torch.equal(calls[0][1], y.repeat_interleave(2)) and torch.equal(calls[2][1], y[torch.arange(12) % 8])
+    with pytest.raises(ValueError, match="multiple"):
+        build_run(deq_run(objective={"fakes_per_d_step": 12}), 1, 10, torch.device("cpu"))[2].d_step(real, y)
+
+
+def test_gradient_penalty_pairs_each_real_with_its_fakes():
+    """One eps per real, broadcast over its k fakes (reference main2.py:104-107), against a direct loop."""
+    from ganrepro.objectives.deq import gradient_penalty
+
+    torch.manual_seed(0)
+    _, D = tiny_g(n_classes=1)
+    real, fake = torch.randn(2, 1, 32, 32), torch.randn(6, 1, 32, 32)
+    torch.manual_seed(1)
+    gp = gradient_penalty(D, real, fake, None)
+    torch.manual_seed(1)
+    eps = torch.rand(2)
+    terms = []
+    for i in range(6):
+        xhat = (eps[i // 3] * real[i // 3] + (1 - eps[i // 3]) * fake[i])[None].requires_grad_(True)
+        (g,) = torch.autograd.grad(D(xhat, None).sum(), xhat)
+        terms.append((g.norm() - 1) ** 2)
+    assert torch.allclose(gp, torch.stack(terms).mean(), rtol=1e-5)
+
+
+def test_the_reference_preset_follows_the_reference_code():
+    """deq_gan_ref = DEQ-GAN-755-PROJECT@7366c8b main2.py / Generator.py / Discriminator.py (reference-diffs 1.3)."""
+    from conftest import ROOT
+    from ganrepro.config import load_params
+    from ganrepro.models.deq import DCGANDecoder
+
+    preset = load_params(ROOT / "params.yaml").models["deq_gan_ref"]
+    assert (preset.img_size, preset.batch_size, preset.betas, preset.lr_g, preset.lr_d, preset.epochs) == \
+        (64, 1, (0.9, 0.99), 2e-4, 2e-4, 50)
+    obj = preset.objective
+    assert (obj["n_critic"], obj["fakes_per_d_step"], obj["fakes_per_g_step"], obj["multires"]) == (5, 5, 10, "highest")
+    arch = Arch(**preset.arch)
+    assert (arch.f_solver, arch.f_max_iter, arch.f_stop_mode, arch.f_tol, arch.ift, arch.grad) == \
+        ("broyden", 30, "abs", 1e-3, False, 1)
+    G, D = build(arch, 64, 3, 1)
+    assert isinstance(G.noise, DCGANDecoder) and n_params(G.noise) == 12_658_438 and n_params(D) == 304_422

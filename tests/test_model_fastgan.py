@@ -225,3 +225,166 @@ def test_evaluation_samples_are_reproducible_despite_the_noise_injection():
     with torch.no_grad():  # and the noise does matter: the same z twice, unseeded, differs
         z = G.sample_z(4, generator=torch.Generator().manual_seed(0))
         assert not torch.equal(G(z, None), G(z, None))
+
+
+# ---------------------------------------------------------------- (6) the references' switches (issue 13)
+def _objective(size=32, n_decoders=2, arch=None, **spec):
+    torch.manual_seed(0)
+    G, D = build_models("fastgan", {**TINY, "n_decoders": n_decoders, **(arch or {})}, size, 1, 1)
+    opt_g, opt_d = torch.optim.Adam(G.parameters(), 1e-4), torch.optim.Adam(D.parameters(), 1e-4)
+    return build_objective({"name": "fastgan", "recon_loss": "l1", **spec}, G, D, opt_g, opt_d)
+
+
+def test_z_norm_rms_is_the_seeds_normalize_2nd_moment():
+    seen = {}
+    for z_norm in ("none", "rms"):
+        G, _ = build_models("fastgan", {**TINY, "z_norm": z_norm}, 32, 1, 1)
+        G.init.register_forward_hook(lambda m, inp, out, k=z_norm: seen.__setitem__(k, inp[0].flatten(1)))
+        z = torch.randn(5, 8) * 3
+        G.eval()
+        G(z)
+        # the seed: x * rsqrt(mean(x^2, axis=1) + 1e-8), written out independently
+        expected = z / torch.sqrt((z ** 2).sum(1, keepdim=True) / z.shape[1] + 1e-8)
+        assert torch.allclose(seen[z_norm], expected if z_norm == "rms" else z, atol=1e-6)
+    assert torch.allclose(seen["rms"].pow(2).mean(1), torch.ones(5), atol=1e-5)
+
+
+@pytest.mark.parametrize("init", ["normal", "orthogonal"])
+def test_init_switch_orthogonal_kernels_or_fastgan_normal(init):
+    from torch.nn.utils import parametrize
+    G, D = build_models("fastgan", {**TINY, "ngf": 16, "ndf": 16, "init": init}, 32, 1, 1)
+    convs = [m for net in (G, D) for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    bns = [m for net in (G, D) for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    checked = 0
+    for m in convs:
+        w = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
+        flat = w.detach().reshape(w.shape[0], -1)  # Conv2d: (out, in k k); ConvTranspose2d: (in, out k k)
+        if init == "orthogonal":
+            small, big = sorted(flat.shape)
+            gram = flat @ flat.T if flat.shape[0] == small else flat.T @ flat
+            assert torch.allclose(gram, torch.eye(small), atol=1e-4), m
+            checked += 1
+        else:
+            assert abs(flat.std().item() - 0.02) < 0.01 and abs(flat.mean().item()) < 0.01
+    assert checked == (len(convs) if init == "orthogonal" else 0)
+    scales = torch.cat([b.weight.detach() for b in bns])
+    if init == "orthogonal":  # Keras BatchNormalization defaults: gamma 1, beta 0
+        assert torch.equal(scales, torch.ones_like(scales))
+    else:  # FastGAN: N(1, 0.02)
+        assert not torch.equal(scales, torch.ones_like(scales)) and (scales - 1).abs().max() < 0.15
+    assert all(torch.equal(b.bias, torch.zeros_like(b.bias)) for b in bns)
+
+
+def test_init_layer_sn_switch():
+    from torch.nn.utils import parametrize
+    on, _ = build_models("fastgan", TINY, 32, 1, 1)
+    off, _ = build_models("fastgan", {**TINY, "init_layer_sn": False}, 32, 1, 1)
+    assert parametrize.is_parametrized(on.init[0], "weight") and not parametrize.is_parametrized(off.init[0], "weight")
+    assert parametrize.is_parametrized(off.to_img[0], "weight")  # only the input layer loses it
+
+
+def test_d_head_seed_is_conv4_lrelu_conv1_without_batch_norm():
+    for head, kinds in [("fastgan", [torch.nn.Conv2d, torch.nn.BatchNorm2d, torch.nn.LeakyReLU, torch.nn.Conv2d]),
+                        ("seed", [torch.nn.Conv2d, torch.nn.LeakyReLU, torch.nn.Conv2d])]:
+        _, D = build_models("fastgan", {**TINY, "d_head": head}, 64, 1, 1)
+        assert [next(c for c in kinds if isinstance(m, c)) for m in D.rf] == kinds
+        c = 8 * TINY["ndf"]
+        if head == "seed":
+            assert (D.rf[0].in_channels, D.rf[0].out_channels, D.rf[0].kernel_size) == (c, c, (4, 4))
+            assert (D.rf[2].out_channels, D.rf[2].kernel_size) == (1, (1, 1))
+        assert D(torch.zeros(2, 1, 64, 64)).shape == (2,)
+        assert D.patch_logits(D.features(torch.zeros(2, 1, 64, 64))).shape == (2, 25)
+
+
+def test_dec_widths_seed_halves_from_the_input_maps_channels():
+    def up_widths(dec):  # each up-block's conv makes 2 x width channels (GLU halves them)
+        return [blk[1].out_channels // 2 for blk in dec if isinstance(blk, torch.nn.Sequential)]
+    _, D = build_models("fastgan", {**TINY, "ndf": 16, "n_decoders": 3, "dec_widths": "seed"}, 256, 3, 1)
+    # the seed at filters 128: decoder(128), decoder(64), decoder(32), up-blocks f, f/2, f/4, f/8
+    assert {k: up_widths(d) for k, d in D.decoders.items()} == {
+        "whole": [128, 64, 32, 16], "part": [64, 32, 16, 8], "center": [32, 16, 8, 4]}
+    _, D = build_models("fastgan", {**TINY, "n_decoders": 3, "dec_ch": 32}, 256, 3, 1)
+    assert all(up_widths(d) == [128, 64, 64, 32] for d in D.decoders.values())  # FastGAN's SimpleDecoder
+
+
+def test_ema_off_samples_and_saves_the_live_generator():
+    obj = _objective(ema=False)
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    obj.d_step(real, None)
+    obj.g_step(real, None)
+    assert obj.eval_G is obj.G and "G_ema" not in obj.state_dict()
+    on = _objective(ema=True)
+    assert on.eval_G is not on.G and "G_ema" in on.state_dict()
+
+
+def _d_inputs(obj, real, steps=1):
+    """What D's features() saw for the real batch and the recon targets it was scored against."""
+    seen = {"real": [], "targets": [], "parts": []}
+    features, targets = obj.D.forward_with_recons, obj.D.recon_targets
+
+    def fwr(x, part):
+        seen["real"].append(x.detach().clone())
+        seen["parts"].append(part)
+        return features(x, part)
+
+    def rt(x, part):
+        out = targets(x, part)
+        seen["targets"].append({k: v.detach().clone() for k, v in out.items()})
+        return out
+    obj.D.forward_with_recons, obj.D.recon_targets = fwr, rt
+    for _ in range(steps):
+        obj.d_step(real, None)
+    return seen
+
+
+def test_hflip_mirrors_about_half_the_real_images_and_off_leaves_them():
+    real = torch.rand(64, 1, 32, 32) * 2 - 1
+    seen = _d_inputs(_objective(policy="", hflip=True), real)["real"][0]
+    same = [torch.equal(seen[i], real[i]) for i in range(64)]
+    mirrored = [torch.equal(seen[i], real[i].flip(-1)) for i in range(64)]
+    assert all(a or b for a, b in zip(same, mirrored)) and 16 < sum(mirrored) < 48
+    assert torch.equal(_d_inputs(_objective(policy="", hflip=False), real)["real"][0], real)
+
+
+def test_recon_target_clean_is_cut_from_the_image_before_diffaugment():
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    for target in ("clean", "augmented"):
+        obj = _objective(policy="translation", hflip=False, recon_target=target, n_decoders=1)
+        seen = _d_inputs(obj, real)
+        source = real if target == "clean" else seen["real"][0]
+        assert not torch.equal(seen["real"][0], real)  # D did see a translated image
+        assert torch.equal(seen["targets"][0]["whole"], obj.D.recon_targets(source, 0)["whole"])
+
+
+def test_part_per_run_keeps_one_quadrant_and_per_step_redraws():
+    real = torch.rand(2, 1, 32, 32) * 2 - 1
+    run = _d_inputs(_objective(part_per="run"), real, steps=12)["parts"]
+    step = _d_inputs(_objective(part_per="step"), real, steps=12)["parts"]
+    assert len(set(run)) == 1 and len(set(step)) > 1
+    obj = _objective(part_per="run", ema=False)
+    other = _objective(part_per="run", ema=False)
+    other.run_part = (obj.run_part + 1) % 4
+    other.load_state_dict(obj.state_dict())  # a resumed run keeps its quadrant
+    assert other.run_part == obj.run_part
+
+
+def test_the_seed_critic_widths_are_ndf_16_and_fastgan_ref_builds_them():
+    """The seed's Discriminator(filters=128) (Vrije model3.py:236-256): 4, 8, 16, 32, 64, 128 channels at
+    256 .. 8 px, the paper's "f_2 (Bx16x16x64)" and "f_3 Bx32x32x32"; FastGAN at ndf 64: 512 at 8x8."""
+    from conftest import ROOT
+    from ganrepro.config import load_params
+    from ganrepro.models import MODELS
+    seed = {256: 4, 128: 8, 64: 16, 32: 32, 16: 64, 8: 128}
+    _, D = build_models("fastgan", {**TINY, "ndf": 16}, 256, 3, 1)
+    with torch.no_grad():
+        feats = D.features(torch.zeros(1, 3, 256, 256))
+    assert {s: f.shape[1] for s, f in feats.items()} == seed
+    params = load_params(ROOT / "params.yaml")
+    ref = params.models["fastgan_ref"]
+    arch = MODELS.get("fastgan").Arch(**ref.arch)
+    assert (arch.ndf, arch.init, arch.z_norm, arch.d_head, arch.dec_widths, arch.init_layer_sn) == (
+        16, "orthogonal", "rms", "seed", "seed", False)
+    assert {k: ref.objective[k] for k in ("ema", "hflip", "recon_target", "part_per")} == {
+        "ema": False, "hflip": True, "recon_target": "clean", "part_per": "run"}
+    for m in ("fastgan_m1", "fastgan_m2", "fastgan_m3"):  # the paper's text: 64 channels at 16x16 (Sec. 4)
+        assert params.models[m].arch["ndf"] == 16

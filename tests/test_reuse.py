@@ -92,7 +92,7 @@ def test_a_second_run_of_the_same_config_copies_the_training_and_the_evaluation(
 
     for run in (SOURCE, COPY):
         assert run_stage("evaluate", ["--run", run]) == 0
-    assert "the same evaluation as experiment's" in capsys.readouterr().out
+    assert "evaluate dcgan_cifar10: the same evaluation as experiment's" in capsys.readouterr().out
     ours, theirs = evaluation(project, COPY), evaluation(project, SOURCE)
     assert ours["fid"]["digit_classifier"]["value"] == theirs["fid"]["digit_classifier"]["value"]
     assert ours["fid"]["digit_classifier"]["protocol"][reuse.SAME] == SOURCE

@@ -19,10 +19,24 @@ bottleneck is always 8x8:
     D        decoder(encoder(x)), the reconstruction; D(x) = -L(x) = -mean|x - D.reconstruct(x)|
 N_h = N_z = 64 (Sec. 4); n = 128 for the paper's biggest (128px) model and the reference's default.
 
+Switches (Arch keys) where the paper's text is silent and the reference code decides:
+  * `g_output`: G's last conv. "linear" is the reference's (BEGAN-tf models.py:17, `activation_fn=None`;
+    images are clipped only for display, trainer.py:41-42) and fits began-equations.md's "a final 3x3
+    convolution to 3 channels"; "elu" is BEGAN-pytorch's (models.py:37-39); "tanh" bounds G's images to
+    [-1, 1]. Evaluation clamps every G's images to [-1, 1], so a linear G is scored as the reference
+    displays it. The default "tanh" can saturate: at the quick scale G sat at -1 everywhere (dtanh
+    ~0.02) in a degenerate equilibrium that drew only the background. "linear" alone does not rescue
+    the quick scale (G still collapses to one image while k_t stays ~0). Presets `began` and
+    `began_ref` set "linear". D's decoder is linear in every case, as in the paper and the reference.
+  * `down_width`: the encoder's stride-2 conv at scale i outputs (i+1)*n ("next", ours: the width grows
+    at each down-sampling) or keeps i*n ("same", BEGAN-tf models.py:29-33, where the next scale's first
+    conv widens). began-equations.md's "the number of filters grows linearly with each down-sampling
+    (n, 2n, 3n, ...)" fits either. At 64px, n = 128, N_h = 64 the encoder has 13,900,992 ("next") vs
+    11,688,768 ("same") parameters. Preset `began` keeps "next", `began_ref` sets "same".
+  * The reference's lr (8e-5, config.py:37-38, vs the paper's 1e-4) and its step schedule
+    (`lr_schedule: step` in objectives/began.py) are preset values: `began_ref` in params.yaml.
+
 Where we differ, and why:
-  * G ends in tanh. The paper (and the reference) leave G's last conv linear; the shared interface
-    wants G's images in [-1, 1] (the reference only clips them for display), and a tanh keeps the
-    gradient where a clamp would zero it. D's decoder stays linear, as in the paper.
   * `D(x, y)` is the score -L(x) (higher = more real) so that generic code can call D; BEGAN's
     objective uses `D.reconstruct`.
   * Init: the paper gives none; we use the reference's (TF-slim) Xavier-uniform weights, zero biases.
@@ -31,6 +45,7 @@ Where we differ, and why:
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +63,12 @@ class Arch(Strict):
     h_dim: PositiveInt = 64  # N_h, the auto-encoder's embedding
     ngf: PositiveInt = 128  # n for G
     ndf: PositiveInt = 128  # n for D's encoder and decoder
+    # G's last conv: "linear" (BEGAN-tf models.py:17, the paper's "final 3x3 convolution"), "tanh"
+    # (bounded to [-1, 1]), "elu" (BEGAN-pytorch models.py:37-39)
+    g_output: Literal["linear", "tanh", "elu"] = "tanh"
+    # the encoder's stride-2 conv at scale i: "next" outputs (i+1)*n (the width grows at the
+    # down-sampling), "same" keeps i*n and the next scale's first conv widens (BEGAN-tf models.py:29-33)
+    down_width: Literal["next", "same"] = "next"
 
 
 def n_scales(img_size: int) -> int:
@@ -70,14 +91,17 @@ def weights_init(m: nn.Module) -> None:
 
 
 class Encoder(nn.Module):
-    def __init__(self, channels: int, n: int, h_dim: int, img_size: int):
+    def __init__(self, channels: int, n: int, h_dim: int, img_size: int, down_width: str = "next"):
         super().__init__()
         S = n_scales(img_size)
-        layers = [conv(channels, n)]
-        for i in range(1, S + 1):  # (B, i*n, s, s) -> (B, (i+1)*n, s/2, s/2)
-            layers += [conv(i * n, i * n), conv(i * n, i * n)]
+        layers, width = [conv(channels, n)], n  # width: the channels entering the next conv
+        for i in range(1, S + 1):  # (B, i*n, s, s) -> (B, (i+1)*n or i*n, s/2, s/2)
+            layers += [conv(width, i * n), conv(i * n, i * n)]  # "same": the first widens (i-1)*n -> i*n
+            width = i * n
             if i < S:
-                layers.append(conv(i * n, (i + 1) * n, stride=2))
+                out = (i + 1) * n if down_width == "next" else i * n
+                layers.append(conv(i * n, out, stride=2))
+                width = out
         self.convs = nn.Sequential(*layers)
         self.fc = nn.Linear(S * n * BOTTLENECK ** 2, h_dim)
 
@@ -105,11 +129,16 @@ class Decoder(nn.Module):
         return self.convs(x)  # (B, C, H, W), unbounded
 
 
+OUTPUTS = {"linear": nn.Identity, "tanh": nn.Tanh, "elu": nn.ELU}
+
+
 class G(nn.Module):
-    def __init__(self, z_dim: int = 64, ngf: int = 128, channels: int = 3, img_size: int = 64):
+    def __init__(self, z_dim: int = 64, ngf: int = 128, channels: int = 3, img_size: int = 64,
+                 output: str = "tanh"):
         super().__init__()
         self.z_dim = z_dim
         self.dec = Decoder(channels, ngf, z_dim, img_size)
+        self.out = OUTPUTS[output]()
         self.apply(weights_init)
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -117,13 +146,14 @@ class G(nn.Module):
         return (torch.rand(n, self.z_dim, generator=generator) * 2 - 1).to(device)  # z ~ U[-1, 1]
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return torch.tanh(self.dec(z))  # (B, z_dim) -> (B, C, H, W) in [-1, 1]
+        return self.out(self.dec(z))  # (B, z_dim) -> (B, C, H, W); in [-1, 1] only for tanh
 
 
 class D(nn.Module):
-    def __init__(self, h_dim: int = 64, ndf: int = 128, channels: int = 3, img_size: int = 64):
+    def __init__(self, h_dim: int = 64, ndf: int = 128, channels: int = 3, img_size: int = 64,
+                 down_width: str = "next"):
         super().__init__()
-        self.enc = Encoder(channels, ndf, h_dim, img_size)
+        self.enc = Encoder(channels, ndf, h_dim, img_size, down_width)
         self.dec = Decoder(channels, ndf, h_dim, img_size)
         self.apply(weights_init)
 
@@ -136,8 +166,8 @@ class D(nn.Module):
 
 def build(arch: Arch, img_size: int, channels: int, n_classes: int) -> tuple[G, D]:
     return (
-        G(arch.z_dim, arch.ngf, channels, img_size),
-        D(arch.h_dim, arch.ndf, channels, img_size),
+        G(arch.z_dim, arch.ngf, channels, img_size, arch.g_output),
+        D(arch.h_dim, arch.ndf, channels, img_size, arch.down_width),
     )
 
 

@@ -3,8 +3,9 @@
 References:
   * Monjur, Ehrenstein, Aktar & Liu, "DEQ-GAN: Deep Equilibrium Models for Generative Adversarial
     Networks" (../shared/papers/deq-gan.txt), Sec. 3, Fig. 1-2, Table 2.
-  * Reference code: github.com/Monjur-Mahathir/DEQ-GAN-755-PROJECT (Generator.py, lib/MDEQ.py,
-    Discriminator.py, main.py).
+  * Reference code: github.com/Monjur-Mahathir/DEQ-GAN-755-PROJECT, branch qscgy/pokemon @ 7366c8b
+    (main2.py, Generator.py, lib/MDEQ.py, lib/solvers.py, Discriminator.py; the only training script
+    there that trains G, see docs/reference-diffs.md 1.0). Line numbers below are of that commit.
   * Bai, Koltun & Kolter, "Multiscale Deep Equilibrium Models" (MDEQ), NeurIPS 2020: the
     per-resolution residual block, the multiscale fusion and the GroupNorm placement.
   * TorchDEQ 0.1.0 (Geng & Kolter): `get_deq` does the fixed-point solve and the backward pass; this
@@ -12,8 +13,10 @@ References:
     b_tol, f_stop_mode, b_stop_mode, eval_f_max_iter, core, ift, grad, tau.
 
 The generator (Sec. 3). With n branches, branch i holds a hidden state z_i at resolution H / 2^i
-(64, 32, 16 at 64px) with ngf * 2^i channels. The injected input x is a noise image (B, C, H, W),
-a learned linear map of z ~ N(0, I_z_dim), plus, when conditional, a learned label-embedding channel
+(64, 32, 16 at 64px) with ngf * 2^i channels. The injected input x is an image (B, C, H, W) made from
+z ~ N(0, I_z_dim) (`injection`): `linear`, a learned linear map of z per pixel (a noise image), or
+`dcgan_decoder`, the reference's trainable DCGAN decoder (ConvT-BN-ReLU x m, DCGANDecoder); plus,
+when conditional, a learned label-embedding channel
 (B, 1, H, W) (Sec. 3, "an embedding of dimension 64x64x1 ... as an extra channel"); x is
 average-pooled n-1 times ("we downsample the input image n times"), one copy per branch:
     f(z; x)_i = relu(GN(z_i + sum_j F_ij(h_j))),    u_i = GN(Conv3x3(x_i))  (once, outside f)
@@ -31,21 +34,34 @@ Where we differ from the reference code, and why:
     variant `ift=False, grad=1, tau=1.0` with Anderson, the best trade-off of benchmarks/deq_vs_wgan.py
     (reports/benchmarks.md); the paper's implicit gradient is `ift=True`; phantom gradients are
     `ift=False, grad=k, tau`.
-  * The reference's hidden state is the image itself (3 channels, BatchNorm inside f, zeros injected
-    at the lower resolutions, and a trainable 5-layer DCGAN decoder from z in front of the DEQ, which
-    would do most of the generating). We follow the paper's Fig. 1 (an input image, downsampled and
-    injected into every branch) and MDEQ (a hidden state of ngf channels; GroupNorm, which is
-    per-sample and keeps f the same function at batch size 1 and in eval mode). The paper's input is
-    a random image; ours is a linear map of z (like the label's embedding), i.e. a noise image whose
-    pixel correlations are learned: with an i.i.d. noise image (tried first) the samples stayed
-    textured noise at quick scale, as a conv f sees only local noise.
+  * Injection (`injection`, default `linear`). The paper: "These hidden states are generated randomly"
+    (Sec. 3). Ours is a linear map of z (like the label's embedding), i.e. a noise image whose pixel
+    correlations are learned: with an i.i.d. noise image (tried first) the samples stayed textured
+    noise at quick scale, as a conv f sees only local noise. The reference injects the output of a
+    trainable 5-layer DCGAN decoder from z (Generator.py:21-56; 12.66M parameters at 64px, widths
+    1024-512-256-128-3, BN + ReLU after every layer, the last one too): `injection: dcgan_decoder`,
+    `decoder_ngf: 128`, which then does much of the generating. Here the decoder's image is downsampled
+    into every branch like the linear one; the reference injects zeros at the lower resolutions
+    (Generator.py:60-62), which is not switchable.
+  * The reference's hidden state is the image itself (3 channels, BatchNorm inside f, tanh as f's
+    last layer, no read-out head; f(z; x) = g(z + x), MDEQ.py:31-42). We follow MDEQ (a hidden state
+    of ngf channels; GroupNorm, which is per-sample and keeps f the same function at batch size 1 and
+    in eval mode; a tanh(conv3x3) read-out). Not switchable (docs/reference-diffs.md 1.3 `state: image`).
+  * Critic head (`critic_head`): the paper's Fig. 2 flattens the second conv's features into a linear
+    layer (`flatten_linear`, 1.22M parameters at 64px, ndf 128); the reference adds a third conv3x3
+    to one channel before the linear layer (Discriminator.py:11-35, 304K): `conv_to_1`.
+  * Solver (reference Generator.py:69-76, lib/solvers.py:116-195): Broyden for at most 30 steps,
+    stopping when the L2 norm of f(z) - z over the whole batch tensor is below 1e-3 (`abs`). Ours:
+    `f_solver`, `f_max_iter`, `f_tol`, `f_stop_mode: abs` (torchdeq's abs residual is per sample).
   * MDEQ fuses after the residual block and ends with relu -> 1x1 conv -> GN. With that post-fusion
     layer a freshly built 3-branch f did not contract (relative residual ~1 after 60 fixed-point steps,
     ~0.1 with Anderson); fusing inside the residual, as above, reaches 1e-4 (and is the same f at n=1).
   * Critic (Sec. 3, Fig. 2): the paper's two 3x3 convs, each InstanceNorm + LeakyReLU(0.2), then
-    flatten and linear. The reference adds a third 3x3 conv to one channel before the linear layer and
+    flatten and linear (the reference's third conv: `critic_head: conv_to_1`, above). The reference
     keeps one critic per branch; we follow the paper: one critic on full-resolution images (lower
     resolutions are upsampled to it, see objectives/deq.py). Widths ndf, 2*ndf (reference: 4*32, 8*32).
+  * Samples per step (objectives/deq.py `fakes_per_d_step`, `fakes_per_g_step`): the reference's
+    critic step sees 1 real vs 5 fakes and its G step 10 fakes (main2.py:167-197); ours B vs B.
 """
 from __future__ import annotations
 
@@ -71,11 +87,18 @@ def check_solver(name: str, key: str = "solver") -> str:
 
 
 class Arch(Strict):
-    z_dim: PositiveInt = 100  # latent size (reference main.py: z_dim = 100)
+    z_dim: PositiveInt = 100  # latent size (reference main2.py @ 7366c8b: z_dim = 100)
     ngf: PositiveInt = 64  # hidden-state channels at full resolution; branch i has ngf * 2^i
     ndf: PositiveInt = 128  # critic widths ndf, 2*ndf (reference: 4 * 32, 8 * 32)
     n_branches: PositiveInt = 1  # resolutions H, H/2, ... (Table 2: 1 or 3)
     conditional: bool = True  # label-embedding channel in G's input and D's input (Sec. 3)
+    # what x is: `linear` a learned linear map of z per pixel (a noise image, ours: the paper's "generated
+    # randomly"); `dcgan_decoder` a trainable DCGAN decoder z -> (C, H, W) (reference Generator.py:21-56)
+    injection: Literal["linear", "dcgan_decoder"] = "linear"
+    decoder_ngf: PositiveInt = 128  # dcgan_decoder widths decoder_ngf * 2^k (reference: 1024-512-256-128 at 64px)
+    # critic head: `flatten_linear` flatten + linear (the paper's Fig. 2); `conv_to_1` a third conv3x3 to
+    # one channel, then linear (reference Discriminator.py:11-35)
+    critic_head: Literal["flatten_linear", "conv_to_1"] = "flatten_linear"
     # ---- torchdeq: solver and backward (names as in torchdeq.get_deq)
     core: Literal["sliced", "indexing"] = "sliced"
     f_solver: str = "anderson"  # reference: broyden, 30 steps; anderson is as fast per step, fewer steps
@@ -171,6 +194,29 @@ class F_(nn.Module):
         return [F.relu(self.norm[i](z[i] + sum(self.fuse[i][j](h[j]) for j in range(n)))) for i in range(n)]
 
 
+class DCGANDecoder(nn.Module):
+    """z -> an image-shaped input (B, C, H, W): DCGAN's ConvT-BN-ReLU stack (reference Generator.py:21-47).
+
+    ConvT(z -> w 2^(m-1), k4, s1) to 4x4, then m stride-2 ConvTs halving the width to (C, H, W),
+    m = log2(H / 4), every layer bias-free + BatchNorm + ReLU, the last one too (the reference's
+    output is non-negative). w = decoder_ngf; at 64px and w = 128: 1024-512-256-128-C (12.66M at C = 3).
+    """
+
+    def __init__(self, z_dim: int, w: int, channels: int, img_size: int):
+        super().__init__()
+        m = int(math.log2(img_size // 4))
+        if 4 * 2**m != img_size:
+            raise ValueError(f"dcgan_decoder needs img_size = 4 * 2^m, got {img_size}")
+        widths = [w * 2 ** (m - 1 - k) for k in range(m)] + [channels]  # 4x4, 8x8, ..., H x H
+        layers = [nn.ConvTranspose2d(z_dim, widths[0], 4, 1, 0, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        for a, b in zip(widths[:-1], widths[1:]):  # (B, a, h, h) -> (B, b, 2h, 2h)
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])  # (B, z_dim, 1, 1) -> (B, C, H, W)
+
+
 class G(nn.Module):
     def __init__(self, arch: Arch, channels: int = 3, img_size: int = 64, n_classes: int = 1):
         super().__init__()
@@ -179,7 +225,11 @@ class G(nn.Module):
             raise ValueError(f"img_size {img_size} is too small or odd for {n} branches (lowest needs >= 4px)")
         self.z_dim, self.img_size, self.n_branches = arch.z_dim, img_size, n
         self.channels = channels
-        self.noise = nn.Linear(arch.z_dim, channels * img_size * img_size)  # z -> noise image (B, C, H, W)
+        self.injection = arch.injection
+        if arch.injection == "linear":
+            self.noise = nn.Linear(arch.z_dim, channels * img_size * img_size)  # z -> noise image (B, C, H, W)
+        else:
+            self.noise = DCGANDecoder(arch.z_dim, arch.decoder_ngf, channels, img_size)  # z -> (B, C, H, W)
         self.embed = nn.Embedding(n_classes, img_size * img_size) if arch.conditional and n_classes > 1 else None
         x_ch = channels + (self.embed is not None)
         self.c = [arch.ngf * 2**i for i in range(n)]
@@ -187,7 +237,7 @@ class G(nn.Module):
         self.f = F_(self.c)
         self.to_img = nn.ModuleList(nn.Sequential(nn.Conv2d(ci, channels, 3, 1, 1), nn.Tanh()) for ci in self.c)
         self.deq = make_deq(arch)
-        small_init(self.noise, self.embed)
+        small_init(self.noise if arch.injection == "linear" else None, self.embed)
         self.info: dict[str, torch.Tensor] = {}  # torchdeq forward stats of the last solve
         self.b_info: dict[str, torch.Tensor] = {}  # torchdeq backward stats (IFT only)
 
@@ -197,7 +247,7 @@ class G(nn.Module):
 
     def inputs(self, z: torch.Tensor, y: torch.Tensor | None) -> list[torch.Tensor]:
         """x_i: the noise image (+ label channel), average-pooled to each branch's resolution."""
-        x = self.noise(z).view(-1, self.channels, self.img_size, self.img_size)  # (B, C, H, W)
+        x = self.noise(z).view(-1, self.channels, self.img_size, self.img_size)  # (B, C, H, W), linear or decoder
         if self.embed is not None:
             if y is None:
                 raise ValueError("this conditional G needs labels y")
@@ -235,10 +285,10 @@ class G(nn.Module):
 
 
 class D(nn.Module):
-    """Critic (Fig. 2): [conv3x3 -> InstanceNorm -> LeakyReLU(0.2)] x 2 -> flatten -> linear."""
+    """Critic (Fig. 2): [conv3x3 -> InstanceNorm -> LeakyReLU(0.2)] x 2 [-> conv3x3 to 1] -> flatten -> linear."""
 
     def __init__(self, ndf: int = 128, channels: int = 3, img_size: int = 64, n_classes: int = 1,
-                 conditional: bool = True):
+                 conditional: bool = True, head: str = "flatten_linear"):
         super().__init__()
         self.img_size = img_size
         self.embed = nn.Embedding(n_classes, img_size * img_size) if conditional and n_classes > 1 else None
@@ -246,9 +296,14 @@ class D(nn.Module):
         self.net = nn.Sequential(
             nn.Conv2d(c_in, ndf, 3, 1, 0), nn.InstanceNorm2d(ndf), nn.LeakyReLU(0.2),  # (B, ndf, H-2, W-2)
             nn.Conv2d(ndf, 2 * ndf, 3, 1, 0), nn.InstanceNorm2d(2 * ndf), nn.LeakyReLU(0.2),  # (B, 2ndf, H-4, W-4)
-            nn.Flatten(),
         )
-        self.fc = nn.Linear(2 * ndf * (img_size - 4) ** 2, 1)
+        if head == "conv_to_1":  # reference Discriminator.py: conv3x3 -> (B, 1, H-6, W-6), then linear
+            self.net.append(nn.Conv2d(2 * ndf, 1, 3, 1, 0))
+            features = (img_size - 6) ** 2
+        else:
+            features = 2 * ndf * (img_size - 4) ** 2
+        self.net.append(nn.Flatten())
+        self.fc = nn.Linear(features, 1)
         small_init(self.embed)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -260,7 +315,8 @@ class D(nn.Module):
 
 
 def build(arch: Arch, img_size: int, channels: int, n_classes: int) -> tuple[G, D]:
-    return G(arch, channels, img_size, n_classes), D(arch.ndf, channels, img_size, n_classes, arch.conditional)
+    return (G(arch, channels, img_size, n_classes),
+            D(arch.ndf, channels, img_size, n_classes, arch.conditional, arch.critic_head))
 
 
 def describe(arch: Arch) -> dict:

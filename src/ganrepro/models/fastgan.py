@@ -47,11 +47,30 @@ Where we differ from the references, and why:
   * No second, 128 px D branch (FastGAN's rf_small and decoder_small): the paper's D (Sec. 3.3) has
     two parts, logits and decoders, and the seed has no small branch; G thus returns one image.
   * G ends in tanh (the seed does; FastGAN leaves its 256/512 px output linear) so images are in
-    [-1, 1]. z is not 2nd-moment normalised (the seed does so, a StyleGAN-ism; FastGAN does not).
-  * Widths and the logit head follow FastGAN (ngf = ndf = 64, conv1x1-BN-LReLU-conv4x4); the seed's
-    D is narrower (128 channels at 8x8, ~ ndf 16) with conv4x4-LReLU-conv1x1. The paper calls its
-    network "a direct port" of FastGAN, so FastGAN's values are the defaults.
-  * Spectral norm on every conv of G, D and the decoders, and N(0, 0.02) init, as both references.
+    [-1, 1].
+  * `z_norm`: "none" (FastGAN, the default) feeds z as drawn; "rms" is the seed's
+    normalize_2nd_moment, z * rsqrt(mean(z^2) + 1e-8) per sample (Vrije model3.py:23-24, applied
+    first in Generator.call, :174). The paper says only "sampled from ... f.e N(0, I)" (Sec. 1.1).
+  * The critic's width is `ndf`: 8ndf channels on the final map, halving per level above it. FastGAN
+    (ndf 64) has 512 at 8x8; the seed's Discriminator(filters=128) is FastGAN's scheme at ndf 16:
+    128 at 8x8, 64 at 16x16, 32 at 32x32 (Vrije model3.py:236-256, built with its defaults at
+    training_loop_3.py:234), and so is the paper's text: "f_2 of size (Bx16x16x64)", "f_3 sized
+    Bx32x32x32" (Sec. 4). The paper presets therefore use ndf 16; the Arch default stays FastGAN's 64.
+  * `d_head`: "fastgan" (default) conv1x1(c -> 2c)-BN-LReLU-conv4x4(-> 1) (FastGAN models.py:
+    222-252); "seed" conv4x4(c -> c)-LReLU-conv1x1(-> 1), no BN (Vrije model3.py:258-263). Both
+    give 5x5 patch logits on an 8x8 map.
+  * `dec_widths`: "fastgan" (default) SimpleDecoder's up-blocks 128, 64, 64, 32 x dec_ch / 32 for
+    every decoder; "seed": up-blocks c, c/2, c/4, c/8 with c the channels of the map the decoder
+    reads (128 / 64 / 32 for whole / part / centre; Vrije model3.py:219-228, :265-267); with fewer
+    than four up-blocks (small images) the first ones.
+  * `init`: "normal" (default) is FastGAN's weights_init, conv weights ~ N(0, 0.02) and BN scale
+    ~ N(1, 0.02), shift 0 (FastGAN models.py:10-19); "orthogonal" is the seed's Keras
+    kernel_initializer='orthogonal' (gain 1) on every conv and BN's Keras defaults, scale 1 and
+    shift 0 (Vrije model3.py:34-35, :137-142). The paper is silent. (Our docstring used to call
+    N(0, 0.02) "as both references": it is FastGAN's only.)
+  * Spectral norm on every conv of G, D and the decoders, as FastGAN (models.py:21-25, :91). The
+    seed has it on every conv except G's input ConvTranspose (Vrije model3.py:137-142):
+    `init_layer_sn: false`.
   * `D(x, y)` returns the mean of the patch logits (B,); the objective uses every patch logit
     (`D.forward_with_recons`, `D.patch_logits`), as FastGAN's hinge loss does.
 """
@@ -84,6 +103,11 @@ class Arch(Strict):
     dec_ch: PositiveInt = 32  # SimpleDecoder's base width (FastGAN: 32)
     n_decoders: Literal[1, 2, 3] = 1  # the paper's Model 1 / 2 / 3
     center_frac: float = Field(0.5, gt=0, le=1)  # the centre decoder's crop: this fraction of H and W
+    z_norm: Literal["none", "rms"] = "none"  # rms: the seed's normalize_2nd_moment of z
+    init: Literal["normal", "orthogonal"] = "normal"  # FastGAN N(0, 0.02) | the seed's orthogonal
+    init_layer_sn: bool = True  # spectral norm on G's input ConvTranspose (FastGAN); the seed: none
+    d_head: Literal["fastgan", "seed"] = "fastgan"  # the logit head on D's final map
+    dec_widths: Literal["fastgan", "seed"] = "fastgan"  # the decoders' up-block widths
 
 
 def check_size(img_size: int) -> int:
@@ -134,13 +158,26 @@ def conv(cin: int, cout: int, k: int, s: int = 1, p: int = 0) -> nn.Module:
     return spectral_norm(nn.Conv2d(cin, cout, k, s, p, bias=False))
 
 
-def weights_init(m: nn.Module) -> None:
-    """FastGAN init: conv weights ~ N(0, 0.02); batch-norm scale ~ N(1, 0.02), shift 0."""
+def keras_orthogonal_(w: torch.Tensor) -> torch.Tensor:
+    """Keras' Orthogonal(gain=1) on a conv kernel: the weight flattened as Keras lays it out,
+    (k_h * k_w * fan_in, fan_out), made (semi-)orthogonal; i.e. the fan_out filters of a Conv2d
+    (our (out, in, kh, kw)) are orthonormal vectors of length in * kh * kw when out <= in * kh * kw.
+    A ConvTranspose2d (in, out, kh, kw) has Keras' kernel (kh, kw, out, in): its in filters are."""
+    with torch.no_grad():
+        rows = w.shape[0]  # Conv2d: out; ConvTranspose2d: in (the "filters" axis Keras keeps last)
+        nn.init.orthogonal_(w.view(rows, -1))
+    return w
+
+
+def weights_init(m: nn.Module, init: str = "normal") -> None:
+    """normal (FastGAN): conv weights ~ N(0, 0.02); batch-norm scale ~ N(1, 0.02), shift 0.
+    orthogonal (the seed): orthogonal conv kernels (Keras, gain 1); batch-norm scale 1, shift 0."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         w = m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight
-        nn.init.normal_(w, 0.0, 0.02)  # under spectral norm: the raw weight it normalises
+        # under spectral norm: the raw weight it normalises
+        nn.init.normal_(w, 0.0, 0.02) if init == "normal" else keras_orthogonal_(w)
     elif isinstance(m, nn.BatchNorm2d):
-        nn.init.normal_(m.weight, 1.0, 0.02)
+        nn.init.normal_(m.weight, 1.0, 0.02) if init == "normal" else nn.init.ones_(m.weight)
         nn.init.zeros_(m.bias)
 
 
@@ -191,12 +228,19 @@ class DownBlockComp(nn.Module):
         return (self.main(x) + self.direct(x)) / 2
 
 
-def decoder(cin: int, dec_ch: int, channels: int, pool: int, rec_size: int) -> nn.Sequential:
-    """FastGAN's SimpleDecoder: (B, cin, h, w) -> pool to (pool, pool) -> (B, channels, rec_size, rec_size)."""
+def decoder(cin: int, dec_ch: int, channels: int, pool: int, rec_size: int,
+            widths_from: str = "fastgan") -> nn.Sequential:
+    """FastGAN's SimpleDecoder: (B, cin, h, w) -> pool to (pool, pool) -> (B, channels, rec_size, rec_size).
+
+    Up-block widths: FastGAN's DEC_WIDTH x dec_ch (the last n_up), or the seed's cin, cin/2, cin/4,
+    cin/8 (the first n_up)."""
     n_up = int(math.log2(rec_size // pool))
     if not 1 <= n_up <= len(DEC_WIDTH):
         raise ValueError(f"decoder: {pool} -> {rec_size} px needs 1..{len(DEC_WIDTH)} up-blocks")
-    widths = [w * dec_ch for w in DEC_WIDTH[-n_up:]]
+    if widths_from == "seed":
+        widths = [max(1, cin // 2 ** i) for i in range(n_up)]
+    else:
+        widths = [w * dec_ch for w in DEC_WIDTH[-n_up:]]
     layers, c = [nn.AdaptiveAvgPool2d(pool)], cin
     for w in widths:
         layers.append(up_block(c, w))
@@ -206,25 +250,29 @@ def decoder(cin: int, dec_ch: int, channels: int, pool: int, rec_size: int) -> n
 
 # ---------------------------------------------------------------- G
 class G(nn.Module):
-    def __init__(self, z_dim: int = 256, ngf: int = 64, channels: int = 3, img_size: int = 256):
+    def __init__(self, z_dim: int = 256, ngf: int = 64, channels: int = 3, img_size: int = 256,
+                 z_norm: str = "none", init: str = "normal", init_layer_sn: bool = True):
         super().__init__()
-        self.z_dim, self.img_size = z_dim, img_size
+        self.z_dim, self.img_size, self.z_norm = z_dim, img_size, z_norm
         sizes = [2 ** i for i in range(3, check_size(img_size) + 1)]  # 8 .. img_size
         ch = {s: max(1, int(G_WIDTH[s] * ngf)) for s in [4, *sizes]}
-        self.init = nn.Sequential(spectral_norm(nn.ConvTranspose2d(z_dim, 2 * ch[4], 4, 1, 0, bias=False)),
+        first = nn.ConvTranspose2d(z_dim, 2 * ch[4], 4, 1, 0, bias=False)
+        self.init = nn.Sequential(spectral_norm(first) if init_layer_sn else first,
                                   nn.BatchNorm2d(2 * ch[4]), nn.GLU(dim=1))  # (B, z, 1, 1) -> (B, ch4, 4, 4)
         self.ups = nn.ModuleDict({str(s): up_block(ch[s // 2], ch[s], noise=s in NOISY) for s in sizes})
         ratio = min(16, img_size // 4)  # FastGAN: 16; below 64 px the largest that exists
         self.sle_from = {s: s // ratio for s in sizes if s // ratio >= 4 and s <= 512}  # gated size -> source size
         self.sle = nn.ModuleDict({str(s): SLE(ch[lo], ch[s]) for s, lo in self.sle_from.items()})
         self.to_img = nn.Sequential(conv(ch[img_size], channels, 3, 1, 1), nn.Tanh())
-        self.apply(weights_init)
+        self.apply(lambda m: weights_init(m, init))
 
     def sample_z(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         device = next(self.parameters()).device
         return torch.randn(n, self.z_dim, generator=generator).to(device)  # z ~ N(0, I)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if self.z_norm == "rms":  # the seed's normalize_2nd_moment: unit mean square per sample
+            z = z * torch.rsqrt(z.square().mean(1, keepdim=True) + 1e-8)  # (B, z_dim)
         feats = {4: self.init(z[:, :, None, None])}  # (B, ch4, 4, 4)
         h = feats[4]
         for s, block in self.ups.items():
@@ -238,7 +286,8 @@ class G(nn.Module):
 # ---------------------------------------------------------------- D
 class D(nn.Module):
     def __init__(self, ndf: int = 64, channels: int = 3, img_size: int = 256, n_decoders: int = 1,
-                 dec_ch: int = 32, center_frac: float = 0.5):
+                 dec_ch: int = 32, center_frac: float = 0.5, init: str = "normal", d_head: str = "fastgan",
+                 dec_widths: str = "fastgan"):
         super().__init__()
         check_size(img_size)
         self.final = 8 if img_size >= 64 else 4  # the logit map; decoders read final, 2x, 4x
@@ -258,16 +307,20 @@ class D(nn.Module):
         self.downs = nn.ModuleDict({str(s): DownBlockComp(ch(2 * s), ch(s)) for s in sizes})
         self.sle_from = {s: D_SLE_RATIO * s for s in sizes[-3:] if D_SLE_RATIO * s <= stem}
         self.sle = nn.ModuleDict({str(s): SLE(ch(lo), ch(s)) for s, lo in self.sle_from.items()})
-        self.rf = nn.Sequential(conv(ch(self.final), 2 * ch(self.final), 1), nn.BatchNorm2d(2 * ch(self.final)),
-                                nn.LeakyReLU(0.2), conv(2 * ch(self.final), 1, 4))  # (B, 1, final-3, final-3)
+        c = ch(self.final)
+        if d_head == "seed":  # conv4x4 (valid)-LReLU-conv1x1 (Vrije model3.py:258-263)
+            self.rf = nn.Sequential(conv(c, c, 4), nn.LeakyReLU(0.2), conv(c, 1, 1))  # (B, 1, final-3, final-3)
+        else:  # FastGAN's rf_big
+            self.rf = nn.Sequential(conv(c, 2 * c, 1), nn.BatchNorm2d(2 * c),
+                                    nn.LeakyReLU(0.2), conv(2 * c, 1, 4))  # (B, 1, final-3, final-3)
         self.dec_map = {"whole": self.final, "part": 2 * self.final, "center": 4 * self.final}  # map each reads
         self.decoders = nn.ModuleDict({
-            k: decoder(ch(self.dec_map[k]), dec_ch, channels, self.final, self.rec_size)
+            k: decoder(ch(self.dec_map[k]), dec_ch, channels, self.final, self.rec_size, dec_widths)
             for k in DECODERS[:n_decoders]})
         if n_decoders == 3:
             center_crop(torch.empty(4 * self.final, 4 * self.final), center_frac)  # fail early on a bad frac
             center_crop(torch.empty(img_size, img_size), center_frac)
-        self.apply(weights_init)
+        self.apply(lambda m: weights_init(m, init))
 
     def features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
         """Every map of the main path by its size: {stem: (B, ch, stem, stem), ..., final: (B, 8ndf, f, f)}."""
@@ -300,8 +353,9 @@ class D(nn.Module):
 
 def build(arch: Arch, img_size: int, channels: int, n_classes: int) -> tuple[G, D]:
     return (
-        G(arch.z_dim, arch.ngf, channels, img_size),
-        D(arch.ndf, channels, img_size, arch.n_decoders, arch.dec_ch, arch.center_frac),
+        G(arch.z_dim, arch.ngf, channels, img_size, arch.z_norm, arch.init, arch.init_layer_sn),
+        D(arch.ndf, channels, img_size, arch.n_decoders, arch.dec_ch, arch.center_frac, arch.init,
+          arch.d_head, arch.dec_widths),
     )
 
 

@@ -16,6 +16,13 @@ reference (spectral norm takes its place).
 The report's "Wasserstein loss" is trained as its reference does by default (adv_loss 'wgan-gp'): the
 objective `wgan_gp` with one critic step per G step. Without the penalty, the critic's values grow
 without bound here (the last conv and the attention convs are not normalised, as in the reference).
+
+Where we differ from heykeetae@8714a54 (docs/reference-diffs.md 3), each one key away (preset `sagan_ref`):
+  objective gp_step  joint | separate   ours adds lambda GP to the critic loss (one Adam step, Gulrajani
+                                        et al.); the reference steps D on the critic loss, then again on
+                                        lambda GP alone (trainer.py:122-125, :128-150)
+  arch z_dim         100 | 128          the report is silent for SA-GAN (its DCGAN's 100); parameter.py:15
+The reference's D-step fakes are not detached (:111-113); ours are drawn under no_grad: the same D update.
 """
 from __future__ import annotations
 

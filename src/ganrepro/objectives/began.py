@@ -17,13 +17,15 @@ G's update, then k_t and M_global). z_D and z_G are separate draws, as in the pa
 reuses one z). Our D and G updates are sequential, so L(G(z_G)) sees the D just updated; in the
 reference both gradients come from one forward pass. k_t, M_global and the lr are logged every step.
 
-Learning-rate schedule. The paper halves the lr "when the measure of convergence stalls", without
+Learning-rate schedule (`lr_schedule`). The paper halves the lr "when the measure of convergence stalls", without
 a rule; the reference's own measure-based rule is commented out in favour of a fixed halving every
 100k steps. Our rule (`Plateau`): every `lr_window` generator steps take the mean of M_global over
 that window; if it is not below (1 - lr_rel_tol) x the best earlier window mean, M_global has
 stalled and both lrs are multiplied by `lr_factor` (0.5, the paper's "factor of 2"), not below
 `lr_min` (ours; the reference floors at 2e-5). The 1% tolerance follows the reference's commented
-rule (`cur_measure > prev_measure * 0.99`).
+rule (`cur_measure > prev_measure * 0.99`). `lr_schedule: step` is the reference's rule: x lr_factor
+every `lr_step` (100k) generator steps (BEGAN-tf config.py:36, trainer.py:163-164), floor `lr_min`
+(2e-5, config.py:39, trainer.py:68-69); preset `began_ref`.
 
 Adam's betas: the paper used Adam "with the default hyper-parameters", (0.9, 0.999). The reference
 defines beta1 = 0.5 in its config but never passes it to AdamOptimizer, so it too ran (0.9, 0.999).
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import Field, PositiveInt
@@ -103,6 +105,10 @@ class BEGANObjective(Objective):
     class Args(Strict):
         gamma: float = Field(0.5, gt=0, le=1, description="diversity ratio E[L(G(z))] / E[L(x)]")
         lambda_k: float = Field(0.001, ge=0, description="proportional gain of k_t")
+        lr_schedule: Literal["plateau", "step"] = Field(
+            "plateau", description="plateau: x lr_factor when M_global stalls (the paper); "
+                                   "step: x lr_factor every lr_step steps (BEGAN-tf trainer.py:163-164)")
+        lr_step: PositiveInt = Field(100000, description="generator steps between decays (lr_schedule step)")
         lr_window: PositiveInt = Field(10000, description="generator steps per M_global window")
         lr_rel_tol: float = Field(0.01, ge=0, lt=1, description="relative gain a window must show")
         lr_factor: float = Field(0.5, gt=0, lt=1, description="lr multiplier on a stall")
@@ -113,6 +119,7 @@ class BEGANObjective(Objective):
         self.k = 0.0  # k_0 = 0
         self.L_x = 0.0  # L(x) of the last d_step, for k_t and M_global
         self.plateau = Plateau(self.args.lr_window, self.args.lr_rel_tol)
+        self.t = 0  # generator steps seen by `schedule`
 
     def d_step(self, real, y):
         with torch.no_grad():
@@ -137,8 +144,13 @@ class BEGANObjective(Objective):
         return {"loss_g": L_G, "k_t": self.k, "M_global": m, "lr": self.opt_g.param_groups[0]["lr"]}
 
     def schedule(self, m: float) -> None:
-        """Halve both lrs (to `lr_min` at least) when M_global's window mean stalls."""
-        if self.plateau.step(m):
+        """Halve both lrs (to `lr_min` at least) when M_global's window mean stalls, or every
+        `lr_step` steps (lr_schedule step)."""
+        self.t += 1
+        if self.args.lr_schedule == "step":
+            if self.t % self.args.lr_step == 0:
+                self.decay_lr()
+        elif self.plateau.step(m):
             self.decay_lr()
 
     def decay_lr(self) -> None:
@@ -147,8 +159,8 @@ class BEGANObjective(Objective):
                 group["lr"] = min(group["lr"], max(group["lr"] * self.args.lr_factor, self.args.lr_min))
 
     def state_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "L_x": self.L_x, "plateau": self.plateau.state_dict()}
+        return {"k": self.k, "L_x": self.L_x, "t": self.t, "plateau": self.plateau.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.k, self.L_x = float(state["k"]), float(state["L_x"])
+        self.k, self.L_x, self.t = float(state["k"]), float(state["L_x"]), int(state.get("t", 0))
         self.plateau.load_state_dict(state["plateau"])

@@ -5,7 +5,8 @@ References: Liu et al., ICLR 2021 (odegeasslbc/FastGAN-pytorch train.py); Dragom
 training_loop_{1,2,3}.py); Zhao et al., "Differentiable Augmentation for Data-Efficient GAN
 Training", NeurIPS 2020 (DiffAugment, policy "color,translation").
 
-Per D step (real batch x, z ~ N(0, I), q ~ U{0..3}, T = DiffAugment):
+Per D step (real batch x, flipped left-right with p = 1/2 per image under `hflip`,
+z ~ N(0, I), q ~ U{0..3}, T = DiffAugment):
     L_D = E[max(0, 1 - D(T(x)))] + E[max(0, 1 + D(T(G(z))))]          # Eq. 2, over every patch logit
         + sum_i sum_b d(S_i(f_i(T(x))), T_i(T(x)))                      # Eq. 3: decoders on real only
 per G step:
@@ -18,9 +19,24 @@ both do. `recon_loss` chooses d:
                  (metrics/lpips.py), for the quick profile's MNIST digits
     l1           mean |a - b| per image, the paper's Eq. 3 read literally; needs no weights
 
+Switches (the references' values one key away):
+  * `ema` (default true): sample from G_ema (FastGAN's avg_param_G, decay 0.999, train.py:159-169).
+    The seed keeps no average and samples the live G (Vrije training_loop_3.py:34-35, :265): false.
+    The paper does not mention one.
+  * `hflip` (default true): random left-right flips of the real images, as both references
+    (FastGAN train.py:79 RandomHorizontalFlip; Vrije training_loop_3.py:81 random_flip_left_right).
+    The paper is silent. Done here, on the real batch before DiffAugment, so the reconstruction
+    target is the flipped image (the seed flips in its data pipeline, before everything else too).
+  * `recon_target`: "augmented" (default, FastGAN train.py:35-44 on the output of :141) cuts the
+    decoder targets from the DiffAugment-ed real image D saw; "clean" from the real image before
+    DiffAugment, as the seed (training_loop_3.py:129-142, :204), so a translated input has a
+    shifted target.
+  * `part_per`: "step" (default, FastGAN train.py:38) draws the part decoder's quadrant at every D
+    step; "run" draws it once for the whole run, which is how the seed's `random.randint` inside a
+    `@tf.function` behaves (traced once; training_loop_3.py:189-198; a reading of TF's tracing rules,
+    not run).
+
 Where we differ from the references, and why:
-  * Reconstruction targets are cut from the augmented real image D saw (as FastGAN does); the seed
-    compares with the un-augmented image, so a translated input has a shifted target.
   * The hinge margin is the plain 1 of Eq. 2 and the seed; FastGAN jitters it to U(0.8, 1.0).
   * The EMA also copies G's buffers (BN statistics), so that `eval_G` is a complete model; FastGAN
     averages parameters only and borrows the live G's buffers.
@@ -172,6 +188,10 @@ class FastGANObjective(Objective):
         recon_loss: Literal["lpips", "l1", "lpips_digit"] = "lpips"
         lpips_net: Literal["vgg", "alex", "squeeze"] = "vgg"  # both references: VGG
         ema_decay: float = Field(0.999, ge=0, lt=1)
+        ema: bool = True  # sample from the EMA of G (FastGAN); false: the live G (the seed)
+        hflip: bool = True  # random left-right flips of the reals (both references)
+        recon_target: Literal["augmented", "clean"] = "augmented"  # FastGAN | the seed
+        part_per: Literal["step", "run"] = "step"  # the quadrant's draw: FastGAN | the seed (traced once)
 
         @field_validator("policy")
         @classmethod
@@ -186,24 +206,33 @@ class FastGANObjective(Objective):
         self.hinge = LOSSES.get("hinge")
         device = next(self.D.parameters()).device
         self.dist = recon_distance(self.args.recon_loss, self.args.lpips_net, device)
-        self.G_ema = copy.deepcopy(self.G).requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).requires_grad_(False) if self.args.ema else None
+        self.run_part = int(torch.randint(4, ()).item()) if self.args.part_per == "run" else None
 
     @property
     def eval_G(self) -> nn.Module:
-        return self.G_ema
+        return self.G_ema if self.args.ema else self.G
 
     def augment(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.args.policy)
 
+    def flip(self, x: torch.Tensor) -> torch.Tensor:
+        """Each image mirrored left-right with probability 1/2 (B, C, H, W), when `hflip`."""
+        if not self.args.hflip:
+            return x
+        mirror = torch.rand(x.shape[0], device=x.device) < 0.5  # (B,)
+        return torch.where(mirror[:, None, None, None], x.flip(-1), x)
+
     def d_step(self, real, y):
         with torch.no_grad():
             fake = self.G(self.G.sample_z(real.shape[0]))  # (B, C, H, W)
-        real = self.augment(real)
-        part = int(torch.randint(4, ()).item())  # the part decoder's quadrant
+        clean = self.flip(real)
+        real = self.augment(clean)
+        part = self.run_part if self.run_part is not None else int(torch.randint(4, ()).item())  # quadrant
         d_real, recons = self.D.forward_with_recons(real, part)  # (B, P), {k: (B, C, r, r)}
         d_fake = self.D.patch_logits(self.D.features(self.augment(fake)))  # (B, P)
         adv = self.hinge.d(d_real.flatten(), d_fake.flatten())
-        targets = self.D.recon_targets(real, part)
+        targets = self.D.recon_targets(clean if self.args.recon_target == "clean" else real, part)
         rec = {k: self.dist(recons[k], targets[k]).sum() for k in recons}  # summed over the batch
         loss = adv + sum(rec.values())
         self.step(self.opt_d, loss)
@@ -215,7 +244,8 @@ class FastGANObjective(Objective):
         fake = self.G(self.G.sample_z(real.shape[0]))
         loss = self.hinge.g(self.D.patch_logits(self.D.features(self.augment(fake))).flatten())
         self.step(self.opt_g, loss)
-        ema_update(self.G_ema, self.G, self.args.ema_decay)
+        if self.args.ema:
+            ema_update(self.G_ema, self.G, self.args.ema_decay)
         return {"loss_g": loss.item()}
 
     @torch.no_grad()
@@ -229,7 +259,10 @@ class FastGANObjective(Objective):
         return {f"reconstructions_{k}": (torch.cat([targets[k], recons[k]]), len(real)) for k in recons}
 
     def state_dict(self):
-        return {"G_ema": self.G_ema.state_dict()}
+        return {"G_ema": self.G_ema.state_dict()} if self.args.ema else {"run_part": self.run_part}
 
     def load_state_dict(self, state):
-        self.G_ema.load_state_dict(state["G_ema"])
+        if self.args.ema:
+            self.G_ema.load_state_dict(state["G_ema"])
+        elif "run_part" in state:
+            self.run_part = state["run_part"]

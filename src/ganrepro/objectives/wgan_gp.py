@@ -9,6 +9,13 @@
                      Opt-in, only to reproduce that baseline (preset wgan_gp_ref).
 Both penalise at xhat = eps x + (1 - eps) G(z) with one eps per sample, from detached real and fake
 images (:299-307), as the reference does.
+
+`gp_step` says how the penalty enters the critic's update:
+  joint     one Adam step on  E[D(G(z))] - E[D(x)] + lambda GP  (Gulrajani et al., Algorithm 1): ours, the default.
+  separate  two Adam steps per critic step: first on E[D(G(z))] - E[D(x)], then, with the updated critic,
+            on lambda GP at interpolates of the same real and fake batch: heykeetae/Self-Attention-GAN@8714a54
+            trainer.py:122-125 (the adversarial step) and :128-150 (the penalty and a second
+            d_optimizer.step()), the SA-GAN report's presumed reference (preset sagan_ref).
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ from ganrepro.objectives import OBJECTIVES, Objective
 
 
 GPNorm = Literal["per_sample", "per_pixel_channel"]
+GPStep = Literal["joint", "separate"]
 
 
 def gradient_penalty(D, real: torch.Tensor, fake: torch.Tensor, y: torch.Tensor, norm: str = "per_sample") -> torch.Tensor:
@@ -43,6 +51,7 @@ class WGANGPObjective(Objective):
         n_critic: PositiveInt = 5
         gp_lambda: NonNegativeFloat = 10.0
         gp_norm: GPNorm = "per_sample"  # see the module docstring
+        gp_step: GPStep = "joint"  # separate: heykeetae's second Adam step on the penalty alone
 
     wasserstein = LOSSES.get("wasserstein")
 
@@ -50,9 +59,16 @@ class WGANGPObjective(Objective):
         with torch.no_grad():
             fake = self.G(self.G.sample_z(len(real)), y)
         d_real, d_fake = self.D(real, y), self.D(fake, y)
-        gp = gradient_penalty(self.D, real, fake, y, self.args.gp_norm)
-        loss = self.wasserstein.d(d_real, d_fake) + self.args.gp_lambda * gp  # E[D(G(z))] - E[D(x)] + lambda GP
-        self.step(self.opt_d, loss)
+        critic = self.wasserstein.d(d_real, d_fake)  # E[D(G(z))] - E[D(x)]
+        if self.args.gp_step == "separate":
+            self.step(self.opt_d, critic)
+            gp = gradient_penalty(self.D, real, fake, y, self.args.gp_norm)  # at the updated critic
+            self.step(self.opt_d, self.args.gp_lambda * gp)
+            loss = critic.detach() + self.args.gp_lambda * gp.detach()
+        else:
+            gp = gradient_penalty(self.D, real, fake, y, self.args.gp_norm)
+            loss = critic + self.args.gp_lambda * gp
+            self.step(self.opt_d, loss)
         return {"loss_d": loss.item(), "gp": gp.item(), "wasserstein": (d_real.mean() - d_fake.mean()).item()}
 
     def g_step(self, real, y):
