@@ -57,7 +57,7 @@ def deq(d, **arch):
 
 
 CASES = {
-    "unknown model": (lambda d: d.update(model="stylegan"), r"model: unknown model 'stylegan'; valid: began, dcgan"),
+    "unknown model": (lambda d: d.update(model="stylegan"), r"model: unknown model 'stylegan'; valid: began, began_ref, dcgan"),
     "unknown dataset": (lambda d: d.update(dataset="imagenet"), r"dataset: unknown dataset 'imagenet'; valid: .*cifar10"),
     "unknown loss": (lambda d: d["models"]["dcgan"]["objective"].update(loss="l2"),
                      r"experiment \(dcgan, profile quick\): objective gan: loss: .*unknown loss 'l2'; valid: bce, hinge, wasserstein"),

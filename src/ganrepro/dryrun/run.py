@@ -27,7 +27,7 @@ PRIVATE = ".dryrun"  # inside the workspace: TORCH_HOME, served files, manifests
 DEFAULT_WORKSPACE = Path("build") / "paper-dryrun"
 DEFAULT_PLAN = Path("reports") / "paper-plan.md"
 # Stages outside `foreach`; each run adds train_run@<run> and evaluate_run@<run>.
-FIXED_STAGES = ["configure", "download", "preprocess", "feature_net", "fid_stats", "train", "evaluate", "profile", "report"]
+FIXED_STAGES = ["configure", "download", "preprocess", "feature_net", "fid_stats", "reference", "train", "evaluate", "profile", "report"]
 RUNNING = re.compile(rb"Running stage '([^']+)'")
 FAILED = re.compile(rb"ERROR: failed to reproduce '([^']+)'(.*)")
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "paper dry run", "GIT_AUTHOR_EMAIL": "dryrun@localhost",
