@@ -60,5 +60,6 @@ def copied_evaluation(params, run, fingerprint: str) -> tuple[dict | None, pd.Da
             return record, pd.read_csv(curve)
     return None, None
 
+
 if __name__ == "__main__":
     cli.main(main, "evaluate")

@@ -17,7 +17,7 @@ from ganrepro.metrics import fid
 from ganrepro.metrics.features import build_backend
 from ganrepro.report.claims import Metrics, paper_tables
 from test_corrupt_files import run_stage, trained  # noqa: F401  (a module fixture: trained project, fid_stats)
-from test_reuse import use
+from test_tracking import use_project
 
 
 def test_real_images_are_drawn_without_replacement_until_all_are_used():
@@ -43,7 +43,7 @@ def project(trained, tmp_path, monkeypatch):
 
     root = tmp_path / "project"
     shutil.copytree(trained, root)
-    use(monkeypatch, root)
+    use_project(monkeypatch, root)
     return root
 
 

@@ -21,6 +21,7 @@ from ganrepro import pipeline, records, reuse
 from ganrepro.config import load_params
 from test_corrupt_files import edit, run_stage
 from test_corrupt_files import trained  # noqa: F401  (a module fixture: experiment trained, fid_stats)
+from test_tracking import store_runs as store, use_project as use
 
 SOURCE, COPY = "experiment", "dcgan_cifar10"  # the same training at the quick profile
 
@@ -44,13 +45,6 @@ def test_the_quick_profile_trains_13_configurations_for_19_runs_and_the_paper_pr
 
 
 # ---------------------------------------------------------------- the stages, in a scratch project
-def use(mp, root: Path) -> None:
-    mp.chdir(root)
-    mp.setenv("GANREPRO_ROOT", str(root))
-    mp.setenv("TORCH_HOME", str(root / "torch_home"))
-    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-
-
 @pytest.fixture
 def project(trained, tmp_path, monkeypatch) -> Path:
     """test_corrupt_files' trained project (experiment trained, fid_stats cached), without
@@ -62,15 +56,6 @@ def project(trained, tmp_path, monkeypatch) -> Path:
         f.unlink()
     use(monkeypatch, root)
     return root
-
-
-def store(root: Path) -> dict:
-    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("ganrepro-quick")
-    found = client.search_runs([exp.experiment_id])
-    names = [r.info.run_name for r in found]
-    assert len(names) == len(set(names)), f"more than one MLflow run per name: {names}"
-    return {r.info.run_name: r for r in found}
 
 
 def evaluation(root: Path, run: str) -> dict:

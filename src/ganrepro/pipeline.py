@@ -116,10 +116,12 @@ def reference_config(params: Params) -> dict:
     """What stage reference reads: per set, its run's data, size and eval settings, and the device."""
     from ganrepro.config import eval_config
 
-    return {"device": params.active.device, "sets": {
-        key: {"run": name, "data": run(params, name).data, "img_size": run(params, name).img_size,
-              "eval": eval_config(params, name).model_dump(mode="json")}
-        for key, name in reference_sets(params).items()}}
+    sets = {}
+    for key, name in reference_sets(params).items():
+        r = run(params, name)
+        sets[key] = {"run": name, "data": r.data, "img_size": r.img_size,
+                     "eval": eval_config(params, name).model_dump(mode="json")}
+    return {"device": params.active.device, "sets": sets}
 
 
 # What sets the cost of a training step, the profile stage's measure: not the learning rates, betas,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from ganrepro.config import RunConfig
+from ganrepro.config import RunConfig, dump_yaml
 from ganrepro.utils import atomic_path, read_json, write_json
 
 IDENTITY = ("name", "paper", "dataset", "preset")  # name the run, change nothing it computes
@@ -117,8 +117,6 @@ def copy_training(src: Path, dst: Path, run: RunConfig, source: str, fingerprint
                      copied_from={"run": source, "mlflow_run_id": state.get("mlflow_run_id")}, mlflow_run_id=None)
         with atomic_path(ckpt) as t:
             torch.save(state, t)
-    from ganrepro.config import dump_yaml
-
     (tmp / "config.yaml").write_text(dump_yaml(run))
     write_fingerprint(tmp, fingerprint, source)
     shutil.rmtree(dst, ignore_errors=True)
