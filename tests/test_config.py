@@ -132,7 +132,7 @@ def test_the_profile_scale_merges_over_a_runs_overrides(params_file):
     run = resolve_paper_run(params, "wide")
     # preset <- the run's own <- the quick profile's scale: quick's widths and steps win, the rest stays
     assert run.arch == {"z_dim": 64, "ngf": 32, "ndf": 32}
-    assert run.lr_g == 1e-3 and run.steps == 800 and run.epochs is None
+    assert run.lr_g == 1e-3 and run.steps == 2400 and run.batch_size == 32 and run.epochs is None
     assert run.dataset == "mnist" and run.data == "mnist5k"
     edit(params_file, lambda d: d.update(profile="paper"))
     run = resolve_paper_run(load_params(params_file), "wide")
@@ -214,13 +214,27 @@ def test_profile_only_rows_resolve_to_the_paper_setting_at_the_quick_profile():
 
     params = load_params(ROOT / "params.yaml")
     rows = resolve_profile_only(params)
-    assert list(rows) == ["wgan_pokemon@ours", "wgan_pokemon@reference", "wgan_ref_pokemon@ours", "wgan_ref_pokemon@reference"]
+    assert list(rows) == ["wgan_pokemon@ours", "wgan_pokemon@reference", "wgan_ref_pokemon@ours", "wgan_ref_pokemon@reference",
+                          "deq_pokemon@ours", "deq_pokemon@reference", "deq_ref_pokemon@ours", "deq_ref_pokemon@reference"]
     assert {name: e.memory_protocol for name, (_, _, e) in rows.items()} == {
-        "wgan_pokemon@ours": "ours", "wgan_pokemon@reference": "reference",
-        "wgan_ref_pokemon@ours": "ours", "wgan_ref_pokemon@reference": "reference"}
+        name: name.split("@")[1] for name in rows}
     source, ours, _ = rows["wgan_pokemon@ours"]
     assert source == "wgan_pokemon" and ours.preset == "wgan_gp" and ours.device == "cpu"
     assert (ours.img_size, ours.batch_size, ours.arch["ngf"], ours.arch["ndf"], ours.data) == (64, 1, 64, 64, "pokemon")
     _, ref, _ = rows["wgan_ref_pokemon@reference"]
     assert ref.preset == "wgan_gp_ref" and (ref.img_size, ref.batch_size, ref.arch["ngf"]) == (32, 1, 256)
     assert ref.objective["gp_norm"] == "per_pixel_channel" and ref.betas == (0.5, 0.999)
+    # Table 1's DEQ side: the paper preset and the reference code's, each with main2.py's sampling pass
+    source, deq, entry = rows["deq_pokemon@reference"]
+    assert source == "deq_pokemon_1b_lr1e4" and deq.preset == "deq_gan"
+    assert (deq.img_size, deq.batch_size, deq.arch["ngf"], deq.arch["f_max_iter"]) == (64, 1, 64, 30)
+    assert entry.sampling.model_dump() == {"n": 32, "every": 10, "grad": False}
+    _, deq_ref, _ = rows["deq_ref_pokemon@ours"]
+    assert deq_ref.preset == "deq_gan_ref" and deq_ref.arch["injection"] == "dcgan_decoder" and deq_ref.img_size == 64
+
+
+def test_a_bad_sample_mode_names_the_key_and_the_valid_modes(params_file):
+    edit(params_file, lambda d: d["profiles"]["quick"]["eval"].update(sample_mode="batch"))
+    with pytest.raises(ConfigError, match=r"profiles.quick.eval.sample_mode: Input should be 'eval' or 'train' \(got 'batch'\)"):
+        load_params(params_file)
+

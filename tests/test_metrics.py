@@ -125,3 +125,41 @@ def test_evaluate_reports_fid_kid_is_lpips_and_the_fid_curve(feature_net, digits
     spread = res["fid_seeds"]["digit_classifier"]
     assert spread["n"] == 2 and spread["values"][0] == fid_["value"] and spread["values"][1] != fid_["value"]
     assert spread["std"] == pytest.approx(abs(spread["values"][0] - spread["values"][1]) / 2 ** 0.5, rel=1e-3)
+
+
+def test_sample_mode_train_samples_with_each_batch_s_batchnorm_statistics(tmp_path):
+    """eval.sample_mode: `eval` uses BatchNorm's running statistics, so an image does not depend on the
+    others in its batch; `train` (pytorch/examples dcgan, heykeetae) normalises by each sampled batch,
+    checked against BatchNorm's formula applied by hand to the first BN layer's input."""
+    from conftest import tiny_run
+    from ganrepro.models import build_models
+    from ganrepro.utils import save_torch
+
+    run = tiny_run()
+    G, _ = build_models(run.family, run.arch, run.img_size, 1, 10)
+    with torch.no_grad():  # running statistics far from any batch's, so the two modes differ visibly
+        for m in G.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.fill_(0.5), m.running_var.fill_(4.0)
+    path = tmp_path / "ckpt.pt"
+    save_torch(path, {"G": G.state_dict()})
+    z = torch.randn(8, run.arch["z_dim"], generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for mode in ("eval", "train"):
+        g = evaluation.load_generator(run, path, 1, 10, torch.device("cpu"), mode)
+        assert all(m.training == (mode == "train") for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        with torch.no_grad():
+            outs[mode] = (g(z), g(z[:4]))
+    assert torch.allclose(outs["eval"][0][:4], outs["eval"][1], atol=1e-6)  # eval: batch-independent
+    assert not torch.allclose(outs["train"][0][:4], outs["train"][1], atol=1e-3)  # train: depends on the batch
+    # train mode's first BatchNorm by hand: (x - batch mean) / sqrt(batch var + eps) * weight + bias
+    g = evaluation.load_generator(run, path, 1, 10, torch.device("cpu"), "train")
+    bn = next(m for m in g.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    seen = {}
+    bn.register_forward_hook(lambda m, inp, out: seen.update(x=inp[0].clone(), y=out.clone()))  # before the in-place ReLU
+    with torch.no_grad():
+        g(z)
+    x = seen["x"]
+    mean, var = x.mean((0, 2, 3), keepdim=True), x.var((0, 2, 3), unbiased=False, keepdim=True)
+    by_hand = (x - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    assert torch.allclose(seen["y"], by_hand, atol=1e-5)

@@ -90,9 +90,18 @@ class ISConfig(Strict):
 
 
 class EvalConfig(Strict):
+    """`sample_mode`: the module mode G samples in for every metric (ganrepro.evaluation.load_generator).
+    `eval` (ours; the FastGAN seed Fast_GAN_Vrije's Keras G, whose BatchNorm defaults to training=False):
+    BatchNorm with its running statistics. `train` (pytorch/examples dcgan main.py:268-269, heykeetae
+    Self-Attention-GAN trainer.py:92-93 and :180-183, upstream FastGAN train.py:165-169, DEQ-GAN main2.py
+    :147 and :215-217; docs/reference-diffs.md 5): BatchNorm with the statistics of each sampled batch
+    (eval.fid.batch_size images for FID and IS, 100 for LPIPS), and spectral norm's power iteration steps.
+    Training's own sample grids (samples.png) are always drawn in eval mode."""
+
     fid: FIDConfig
     lpips: LPIPSConfig
     inception_score: ISConfig
+    sample_mode: Literal["eval", "train"] = "eval"
 
 
 class TrainSettings(Strict):

@@ -38,14 +38,23 @@ from ganrepro.models import build_models
 from ganrepro.training.checkpoint import load_checkpoint
 
 
-def load_generator(run: RunConfig, checkpoint: Path, channels: int, n_classes: int, device) -> torch.nn.Module:
+def load_generator(run: RunConfig, checkpoint: Path, channels: int, n_classes: int, device,
+                   mode: str = "eval") -> torch.nn.Module:
+    """G from `checkpoint` (its EMA weights where kept), in `mode` (eval.sample_mode, config.EvalConfig):
+    `eval` uses BatchNorm's running statistics, `train` each sampled batch's own (the references' way)."""
     G, _ = build_models(run.family, run.arch, run.img_size, channels, n_classes)
     ckpt = load_checkpoint(checkpoint)
     G.load_state_dict(ckpt.get("objective", {}).get("G_ema") or ckpt["G"])  # EMA weights where kept
-    return G.to(device).eval()
+    return G.to(device).train({"eval": False, "train": True}[mode])
 
 
 QUANTISED = {"quantised": "uint8"}  # recorded in the protocol of every metric of generated images
+
+
+def fake_protocol(cfg: EvalConfig) -> dict:
+    """What every metric of generated images records: uint8 quantisation, and G's mode where it is not eval."""
+    return QUANTISED | ({"sample_mode": f"train: BatchNorm on each sampled batch ({cfg.fid.batch_size}; LPIPS 100)"}
+                        if cfg.sample_mode == "train" else {})
 
 
 def quantise_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -126,7 +135,7 @@ def load_real_stats(run: RunConfig, name: str, images: torch.Tensor, cfg: EvalCo
 
 
 def fid_and_kid(stats: fid.RealStats, fake: np.ndarray, cfg: EvalConfig) -> tuple[dict, dict]:
-    protocol = {**stats.protocol, "n_fake": len(fake), **QUANTISED}
+    protocol = {**stats.protocol, "n_fake": len(fake), **fake_protocol(cfg)}
     k = kid(stats.features, fake, cfg.fid.kid_subsets, cfg.fid.kid_subset_size)
     return ({"value": round(fid.fid_against(stats.mu, stats.sigma, fake), 4), "protocol": protocol},
             {"value": round(k["value"], 6), "std": round(k["std"], 6),
@@ -156,7 +165,7 @@ def compute_is(sample: Callable, cfg: EvalConfig, device) -> dict:
         logits = np.concatenate([net(sample(min(batch, n - i))) for i in range(0, n, batch)])
         res = inception_score(logits, cfg.inception_score.splits)
         out[name] = {"value": round(res["value"], 4), "std": round(res["std"], 4),
-                     "protocol": {**net.protocol(), **res["protocol"], **QUANTISED}}
+                     "protocol": {**net.protocol(), **res["protocol"], **fake_protocol(cfg)}}
     return out
 
 
@@ -167,9 +176,9 @@ def compute_lpips(images: torch.Tensor, sample: Callable, cfg: EvalConfig, devic
     for name in names:
         dist, protocol = LPIPS.get(name, key="eval.lpips.backends")(device)
         out["lpips_diversity"][name] = {"value": round(diversity(dist, sample, n), 5),
-                                        "protocol": {**protocol, "n_pairs": n, "pairs": "independent fake x fake", **QUANTISED}}
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "independent fake x fake", **fake_protocol(cfg)}}
         out["lpips_real_fake"][name] = {"value": round(real_fake(dist, images, sample, n, seed), 5),
-                                        "protocol": {**protocol, "n_pairs": n, "pairs": "real x independent fake", **QUANTISED}}
+                                        "protocol": {**protocol, "n_pairs": n, "pairs": "real x independent fake", **fake_protocol(cfg)}}
     return out
 
 
@@ -177,7 +186,7 @@ def evaluate(run: RunConfig, processed: dict, checkpoint: Path, cfg: EvalConfig,
              other_seeds: list[Path] = ()) -> dict:
     """Every metric of the G in `checkpoint`; FID also of the `other_seeds` checkpoints, for the spread."""
     images, n_classes = processed["images"], processed["n_classes"]
-    G = load_generator(run, checkpoint, images.shape[1], n_classes, device)
+    G = load_generator(run, checkpoint, images.shape[1], n_classes, device, cfg.sample_mode)
     out = {
         **compute_fid(run, images, sampler(G, n_classes, run.seed + 1), cfg, device),
         "inception_score": compute_is(sampler(G, n_classes, run.seed + 3), cfg, device),
@@ -237,7 +246,7 @@ def seed_spread(run: RunConfig, processed: dict, first: dict, others: list[Path]
         if others:  # one seed: its FID is the spread's only value, no network to build
             backend, stats = load_real_stats(run, name, images, cfg, device)
         for path in others:
-            G = load_generator(run, path, images.shape[1], n_classes, device)
+            G = load_generator(run, path, images.shape[1], n_classes, device, cfg.sample_mode)
             fake = fid.extract(backend, fid.fake_batches(sampler(G, n_classes, run.seed + 1), cfg.fid.batch_size),
                                cfg.fid.n_fake, f"fake features, {path.parent.name} ({name})")
             values.append(round(fid.fid_against(stats.mu, stats.sigma, fake), 4))
@@ -251,7 +260,7 @@ def fid_curve(run: RunConfig, processed: dict, snapshots: list[Path], cfg: EvalC
     real = {name: load_real_stats(run, name, images, cfg, device) for name in cfg.fid.backends}
     rows = []
     for path in sorted(snapshots):
-        G = load_generator(run, path, images.shape[1], n_classes, device)
+        G = load_generator(run, path, images.shape[1], n_classes, device, cfg.sample_mode)
         row = {"step": int(load_checkpoint(path)["step"])}
         for name, (backend, stats) in real.items():
             fake = fid.extract(backend, fid.fake_batches(sampler(G, n_classes, run.seed + 1), cfg.fid.batch_size),
