@@ -288,3 +288,33 @@ def test_the_reference_preset_follows_the_reference_code():
         ("broyden", 30, "abs", 1e-3, False, 1)
     G, D = build(arch, 64, 3, 1)
     assert isinstance(G.noise, DCGANDecoder) and n_params(G.noise) == 12_658_438 and n_params(D) == 304_422
+    # f on the image itself (state: image): the reference's GeneratorBlock(3, 3, 64), 1,079,686 parameters
+    # (lib/MDEQ.py:5-45; docs/reference-diffs.md 1.3: one-branch G 13,738,139 less post_fuse's unused 15)
+    assert arch.state == "image" and n_params(G) == 12_658_438 + 1_079_686 == 13_738_139 - 15
+
+
+def test_image_state_iterates_on_the_image_with_the_reference_layers():
+    """`state: image`: f(z; x) = g(z + x) on (B, C, H, W), no read-out: G's output is the fixed point
+    torchdeq returns; g's layers are the reference's, in order (MDEQ.py:9-29)."""
+    from ganrepro.models.deq import ImageF
+
+    G, _ = tiny_g(img_size=16, channels=3, n_classes=1, conditional=False, state="image",
+                  injection="dcgan_decoder", decoder_ngf=4, f_max_iter=8)
+    assert isinstance(G.f, ImageF) and G.to_img is None and G.inject is None
+    layers = [(type(m).__name__, m.in_channels, m.out_channels, m.kernel_size, m.stride)
+              for m in G.f.g if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    assert layers == [("Conv2d", 3, 16, (4, 4), (2, 2)), ("Conv2d", 16, 8, (4, 4), (2, 2)), ("Conv2d", 8, 3, (3, 3), (1, 1)),
+                      ("ConvTranspose2d", 3, 8, (4, 4), (2, 2)), ("ConvTranspose2d", 8, 16, (4, 4), (2, 2)),
+                      ("ConvTranspose2d", 16, 3, (3, 3), (1, 1))]
+    G.eval()  # BatchNorm on its running statistics: f is one function across the calls below
+    with torch.no_grad():
+        z = G.sample_z(2)
+        out, z_star, x = G(z), G.solve(z)[0], G.inputs(z, None)
+        assert out.shape == (2, 3, 16, 16) and torch.equal(out, z_star)  # the image is the fixed point
+        assert ((G.f([out], x)[0] - out).norm() / out.norm()).item() < 1e-3  # image = f(image; x)
+        a, b = torch.randn(2, 3, 16, 16), 3 * torch.randn(2, 3, 16, 16)
+        assert torch.allclose(G.f([a], [b])[0], G.f.g(a + b)) and not torch.allclose(G.f([a], [b])[0], G.f.g(a), atol=1e-2)
+    with pytest.raises(ValidationError, match="state: image is the reference's one-branch, unconditional f"):
+        Arch(state="image", n_branches=3, conditional=False)
+    with pytest.raises(ValidationError, match="needs n_branches: 1 and conditional: false"):
+        Arch(state="image")

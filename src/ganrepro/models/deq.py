@@ -44,9 +44,10 @@ Where we differ from the reference code, and why:
     into every branch like the linear one; the reference injects zeros at the lower resolutions
     (Generator.py:60-62), which is not switchable.
   * The reference's hidden state is the image itself (3 channels, BatchNorm inside f, tanh as f's
-    last layer, no read-out head; f(z; x) = g(z + x), MDEQ.py:31-42). We follow MDEQ (a hidden state
-    of ngf channels; GroupNorm, which is per-sample and keeps f the same function at batch size 1 and
-    in eval mode; a tanh(conv3x3) read-out). Not switchable (docs/reference-diffs.md 1.3 `state: image`).
+    last layer, no read-out head; f(z; x) = g(z + x), MDEQ.py:5-45): `state: image` (ImageF; one
+    branch and unconditional, as main2.py trains it; the reference's multi-branch fusion of images is
+    not reproduced). We follow MDEQ (`state: hidden`: ngf channels; GroupNorm, which is per-sample and
+    keeps f the same function at batch size 1 and in eval mode; a tanh(conv3x3) read-out).
   * Critic head (`critic_head`): the paper's Fig. 2 flattens the second conv's features into a linear
     layer (`flatten_linear`, 1.22M parameters at 64px, ndf 128); the reference adds a third conv3x3
     to one channel before the linear layer (Discriminator.py:11-35, 304K): `conv_to_1`.
@@ -70,7 +71,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveInt, field_validator
+from pydantic import Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 from torch import nn
 from torchdeq import get_deq
 
@@ -99,6 +100,10 @@ class Arch(Strict):
     # critic head: `flatten_linear` flatten + linear (the paper's Fig. 2); `conv_to_1` a third conv3x3 to
     # one channel, then linear (reference Discriminator.py:11-35)
     critic_head: Literal["flatten_linear", "conv_to_1"] = "flatten_linear"
+    # what f iterates on: `hidden` (ours, MDEQ's) ngf-channel GroupNorm states with a tanh(conv) read-out;
+    # `image` the reference's: the C-channel image itself, f(z; x) = ImageF(z + x) with BatchNorm and a
+    # final tanh, no read-out (MDEQ.py:5-45); 1 branch, unconditional, as main2.py trains it
+    state: Literal["hidden", "image"] = "hidden"
     # ---- torchdeq: solver and backward (names as in torchdeq.get_deq)
     core: Literal["sliced", "indexing"] = "sliced"
     f_solver: str = "anderson"  # reference: broyden, 30 steps; anderson is as fast per step, fewer steps
@@ -118,6 +123,13 @@ class Arch(Strict):
     @classmethod
     def _known_solver(cls, v: str, info) -> str:
         return check_solver(v, info.field_name)
+
+    @model_validator(mode="after")
+    def _image_state(self) -> "Arch":
+        if self.state == "image" and (self.n_branches != 1 or self.conditional):
+            raise ValueError("state: image is the reference's one-branch, unconditional f "
+                             f"(needs n_branches: 1 and conditional: false; got {self.n_branches}, {self.conditional})")
+        return self
 
 
 def deq_kwargs(arch: Arch) -> dict:
@@ -194,6 +206,34 @@ class F_(nn.Module):
         return [F.relu(self.norm[i](z[i] + sum(self.fuse[i][j](h[j]) for j in range(n)))) for i in range(n)]
 
 
+class ImageF(nn.Module):
+    """f(z; x) = g(z + x) on the image itself, the reference's (lib/MDEQ.py:5-45, GeneratorBlock(C, C, ngf)).
+
+    z, x: (B, C, H, W). g: Conv(C -> 4ngf, k4 s2)-BN-ReLU, Conv(-> 2ngf, k4 s2)-BN-ReLU, Conv3x3(-> C),
+    ConvT(-> 2ngf, k4 s2)-BN-ReLU, ConvT(-> 4ngf, k4 s2)-BN-ReLU, ConvT3x3(-> C), tanh; every conv
+    with a bias, as PyTorch's default there. At C = 3, ngf = 64: 1,079,686 parameters.
+    """
+
+    def __init__(self, channels: int, ngf: int):
+        super().__init__()
+        c, w = channels, ngf
+
+        def bn_relu(n: int) -> list[nn.Module]:
+            return [nn.BatchNorm2d(n), nn.ReLU()]
+
+        self.g = nn.Sequential(
+            nn.Conv2d(c, 4 * w, 4, 2, 1), *bn_relu(4 * w),  # (B, 4w, H/2, W/2)
+            nn.Conv2d(4 * w, 2 * w, 4, 2, 1), *bn_relu(2 * w),  # (B, 2w, H/4, W/4)
+            nn.Conv2d(2 * w, c, 3, 1, 1),  # (B, C, H/4, W/4)
+            nn.ConvTranspose2d(c, 2 * w, 4, 2, 1), *bn_relu(2 * w),  # (B, 2w, H/2, W/2)
+            nn.ConvTranspose2d(2 * w, 4 * w, 4, 2, 1), *bn_relu(4 * w),  # (B, 4w, H, W)
+            nn.ConvTranspose2d(4 * w, c, 3, 1, 1), nn.Tanh(),  # (B, C, H, W) in [-1, 1]
+        )
+
+    def forward(self, z: list[torch.Tensor], x: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.g(z[0] + x[0])]
+
+
 class DCGANDecoder(nn.Module):
     """z -> an image-shaped input (B, C, H, W): DCGAN's ConvT-BN-ReLU stack (reference Generator.py:21-47).
 
@@ -232,10 +272,14 @@ class G(nn.Module):
             self.noise = DCGANDecoder(arch.z_dim, arch.decoder_ngf, channels, img_size)  # z -> (B, C, H, W)
         self.embed = nn.Embedding(n_classes, img_size * img_size) if arch.conditional and n_classes > 1 else None
         x_ch = channels + (self.embed is not None)
-        self.c = [arch.ngf * 2**i for i in range(n)]
-        self.inject = nn.ModuleList(nn.Sequential(nn.Conv2d(x_ch, ci, 3, 1, 1), gn(ci)) for ci in self.c)  # u_i
-        self.f = F_(self.c)
-        self.to_img = nn.ModuleList(nn.Sequential(nn.Conv2d(ci, channels, 3, 1, 1), nn.Tanh()) for ci in self.c)
+        self.state = arch.state
+        if arch.state == "image":  # the reference's: f iterates on x's own C channels; no u, no read-out
+            self.inject, self.f, self.to_img = None, ImageF(channels, arch.ngf), None
+        else:
+            self.c = [arch.ngf * 2**i for i in range(n)]
+            self.inject = nn.ModuleList(nn.Sequential(nn.Conv2d(x_ch, ci, 3, 1, 1), gn(ci)) for ci in self.c)  # u_i
+            self.f = F_(self.c)
+            self.to_img = nn.ModuleList(nn.Sequential(nn.Conv2d(ci, channels, 3, 1, 1), nn.Tanh()) for ci in self.c)
         self.deq = make_deq(arch)
         small_init(self.noise if arch.injection == "linear" else None, self.embed)
         self.info: dict[str, torch.Tensor] = {}  # torchdeq forward stats of the last solve
@@ -256,7 +300,8 @@ class G(nn.Module):
 
     def solve(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
         """z* = f(z*; x) by torchdeq: list of (B, c_i, H_i, W_i), highest resolution first."""
-        u = [inj(xi) for inj, xi in zip(self.inject, self.inputs(z, y))]  # (B, c_i, H_i, W_i)
+        x = self.inputs(z, y)
+        u = x if self.inject is None else [inj(xi) for inj, xi in zip(self.inject, x)]  # (B, c_i, H_i, W_i)
         z0 = [torch.zeros_like(ui) for ui in u]
         z_out, info = self.deq(lambda *zs: self.f(list(zs), u), z0, backward_writer=self._record_backward)
         self.info = {k: v.detach() for k, v in info.items()}
@@ -278,10 +323,13 @@ class G(nn.Module):
         return stats
 
     def forward_all(self, z: torch.Tensor, y: torch.Tensor | None = None) -> list[torch.Tensor]:
-        return [img(zi) for img, zi in zip(self.to_img, self.solve(z, y))]  # [(B, C, H/2^i, W/2^i)]
+        z_star = self.solve(z, y)
+        if self.to_img is None:  # state image: the fixed point is the image
+            return z_star
+        return [img(zi) for img, zi in zip(self.to_img, z_star)]  # [(B, C, H/2^i, W/2^i)]
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.to_img[0](self.solve(z, y)[0])  # (B, C, H, W)
+        return self.forward_all(z, y)[0]  # (B, C, H, W)
 
 
 class D(nn.Module):
@@ -323,7 +371,8 @@ def describe(arch: Arch) -> dict:
     """The forward solve and the backward, which a DEQ's memory and time depend on (profiling's protocol)."""
     jfb = arch.grad == 1 and arch.tau == 1.0
     backward = "IFT" if arch.ift else "1-step JFB" if jfb else f"phantom k={arch.grad} tau={arch.tau:g}"
-    return {"deq_solver": f"{arch.f_solver} <={arch.f_max_iter} steps f_tol {arch.f_tol:g}", "deq_backward": backward}
+    return {"deq_solver": f"{arch.f_solver} <={arch.f_max_iter} steps f_tol {arch.f_tol:g}", "deq_backward": backward,
+            **({"deq_state": "image (the reference's f)"} if arch.state == "image" else {})}
 
 
 register_family("deq", Arch, build, describe)
