@@ -205,7 +205,7 @@ budget the generators are early in training, so differences of a few percent are
 
 {verdict(best, meets, wgan)}
 
-This run took {meta['wall']} of wall time, under nice 19 (1-min load average {meta['load'][0]:.1f} at the start,
+This run took {meta['wall']} of wall time (1-min load average {meta['load'][0]:.1f} at the start,
 {meta['load'][1]:.1f} at the end; timings are taken round-robin so that load changes hit every setting alike).
 """
     m, t = ratios(best.setting, wgan)
