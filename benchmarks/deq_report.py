@@ -8,6 +8,7 @@ from common import write_section
 from deq_settings import FID_SLACK, GOAL_MEMORY, GOAL_TIME, JFB, NAME, TAU, Setting, Trained, n_params, ratios
 from ganrepro.profiling import MIB
 
+
 def fmt(x: float, digits: int = 3) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}g}"
 
@@ -103,8 +104,6 @@ memory as the pipeline measures it on CPU; CPU times are not GPU times (the pape
 
 {table1_note(table1)}
 """
-
-
 
 
 def table1_note(table1: list[Setting]) -> str:

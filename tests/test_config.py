@@ -237,4 +237,3 @@ def test_a_bad_sample_mode_names_the_key_and_the_valid_modes(params_file):
     edit(params_file, lambda d: d["profiles"]["quick"]["eval"].update(sample_mode="batch"))
     with pytest.raises(ConfigError, match=r"profiles.quick.eval.sample_mode: Input should be 'eval' or 'train' \(got 'batch'\)"):
         load_params(params_file)
-

@@ -329,7 +329,8 @@ class G(nn.Module):
         return [img(zi) for img, zi in zip(self.to_img, z_star)]  # [(B, C, H/2^i, W/2^i)]
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_all(z, y)[0]  # (B, C, H, W)
+        z_star = self.solve(z, y)[0]  # the highest resolution only: no read-out of the lower branches
+        return z_star if self.to_img is None else self.to_img[0](z_star)  # (B, C, H, W)
 
 
 class D(nn.Module):
