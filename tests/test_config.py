@@ -141,6 +141,25 @@ def test_the_profile_scale_merges_over_a_runs_overrides(params_file):
         resolve_paper_run(params, "narrow")
 
 
+def test_a_profiles_lr_scale_multiplies_each_runs_own_lr(params_file):
+    from ganrepro.config import resolve_paper_run
+
+    def scale(d):
+        d["profiles"]["quick"]["presets"]["deq_gan"]["lr_scale"] = 3.0
+
+    edit(params_file, scale)
+    params = load_params(params_file)
+    low, high = (resolve_paper_run(params, f"deq_pokemon_1b_lr{lr}") for lr in ("1e4", "2e4"))
+    # the runs' own lrs (1e-4 from the preset, 2e-4 as an override) x the profile's scale: the ratio stays
+    assert (low.lr_g, low.lr_d) == (pytest.approx(3e-4), pytest.approx(3e-4))
+    assert (high.lr_g, high.lr_d) == (pytest.approx(6e-4), pytest.approx(6e-4))
+    edit(params_file, lambda d: d["profiles"]["quick"]["presets"]["deq_gan"].update(lr_scale=0))
+    with pytest.raises(ConfigError, match=r"profiles.quick.presets.deq_gan: lr_scale: Input should be greater than 0"):
+        resolve_paper_run(load_params(params_file), "deq_pokemon_1b_lr1e4")
+    edit(params_file, lambda d: d.update(profile="paper"))
+    assert resolve_paper_run(load_params(params_file), "deq_pokemon_1b_lr2e4").lr_g == pytest.approx(2e-4)
+
+
 def test_a_bad_run_names_its_key(params_file):
     from ganrepro.config import resolve_paper_run
 

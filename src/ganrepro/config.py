@@ -39,6 +39,9 @@ class ModelPreset(Strict):
     batch_size: PositiveInt
     lr_g: PositiveFloat
     lr_d: PositiveFloat
+    lr_scale: PositiveFloat = Field(
+        1.0, description="multiplies lr_g and lr_d after every override: a profile that shortens training "
+                         "raises the lr and keeps each run's lr relative to the others' (DEQ-GAN's lr column)")
     betas: tuple[float, float]
     epochs: Optional[PositiveInt] = None
     steps: Optional[PositiveInt] = None
@@ -282,7 +285,9 @@ def _check_names(params: Params, path: Path) -> None:
 
 
 def resolve_experiment(params: Params) -> RunConfig:
-    """The experiment's run: the preset `model`, with the top-level knobs and the profile applied."""
+    """The experiment's run: the preset `model`, with the top-level knobs and the profile applied.
+
+    The knob `lr` is G's lr as used, whatever the profile's `lr_scale`; D keeps its ratio to G's."""
     run = resolve_run(params, name="experiment", preset=params.model, dataset=params.dataset)
     ratio = run.lr_d / run.lr_g  # D keeps the preset's lr_d/lr_g ratio (TTUR)
     update = {"lr_g": params.lr, "lr_d": params.lr * ratio}
@@ -339,8 +344,8 @@ def resolve_run(params: Params, name: str, preset: str, dataset: str, overrides:
         data=data,
         img_size=prof.img_size or p["img_size"],
         batch_size=p["batch_size"],
-        lr_g=p["lr_g"],
-        lr_d=p["lr_d"],
+        lr_g=p["lr_g"] * p["lr_scale"],
+        lr_d=p["lr_d"] * p["lr_scale"],
         betas=p["betas"],
         epochs=p["epochs"],
         steps=p["steps"],
