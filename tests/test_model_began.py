@@ -146,6 +146,17 @@ def test_one_step_is_finite_moves_both_nets_and_updates_k():
     assert logs["loss_d"] == pytest.approx(logs["L_real"] - k1 * logs["L_fake"], rel=1e-5)
 
 
+def test_k_0_starts_the_controller_and_its_first_D_loss_uses_it():
+    G, D, obj = built(k_0=0.25)
+    assert obj.k == 0.25
+    real = torch.rand(4, 1, 32, 32) * 2 - 1
+    logs = train_step(obj, iter([(real, torch.zeros(4, dtype=torch.long))]))
+    assert logs["loss_d"] == pytest.approx(logs["L_real"] - 0.25 * logs["L_fake"], rel=1e-5)
+    assert logs["k_t"] == pytest.approx(min(max(0.25 + 0.001 * (0.5 * logs["L_real"] - logs["loss_g"]), 0), 1))
+    with pytest.raises(Exception, match="k_0"):
+        built(k_0=1.5)
+
+
 # ---------------------------------------------------------------- reference switches (issue 13)
 @pytest.mark.parametrize("output,act", [("tanh", torch.tanh), ("linear", lambda v: v), ("elu", F.elu)])
 def test_g_output_is_the_named_function_of_the_last_conv(output, act):

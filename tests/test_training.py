@@ -18,6 +18,7 @@ def test_train_writes_checkpoint_samples_and_config(tmp_path, mlflow_store):
     ckpt = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert ckpt["step"] == 3 and set(ckpt) >= {"G", "D", "opt_g", "opt_d", "objective", "rng", "config"}
     assert list(history["step"]) == [1, 2, 3] and math.isfinite(summary["final_loss_g"])
+    assert summary["threads"] == torch.get_num_threads()  # CPU results depend on it (docs/quick-tuning.md)
 
 
 def test_epochs_convert_to_generator_steps():

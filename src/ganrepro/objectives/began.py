@@ -27,6 +27,10 @@ rule (`cur_measure > prev_measure * 0.99`). `lr_schedule: step` is the reference
 every `lr_step` (100k) generator steps (BEGAN-tf config.py:36, trainer.py:163-164), floor `lr_min`
 (2e-5, config.py:39, trainer.py:68-69); preset `began_ref`.
 
+`k_0` is k_t's start: 0 in the paper (Sec. 3.4) and the reference (trainer.py, `k_t` initialised to 0), our
+default. A k_0 > 0 gives D an adversarial term from the first step; at the quick scale k_0 0.1 kept k_t above 0
+for 1,200 steps, yet the digit FID stayed above 1,000 (docs/quick-tuning.md). No preset sets it.
+
 Adam's betas: the paper used Adam "with the default hyper-parameters", (0.9, 0.999). The reference
 defines beta1 = 0.5 in its config but never passes it to AdamOptimizer, so it too ran (0.9, 0.999).
 Betas come from the preset (the loop builds the optimisers).
@@ -105,6 +109,7 @@ class BEGANObjective(Objective):
     class Args(Strict):
         gamma: float = Field(0.5, gt=0, le=1, description="diversity ratio E[L(G(z))] / E[L(x)]")
         lambda_k: float = Field(0.001, ge=0, description="proportional gain of k_t")
+        k_0: float = Field(0.0, ge=0, le=1, description="k_t's initial value (the paper's and the reference's: 0)")
         lr_schedule: Literal["plateau", "step"] = Field(
             "plateau", description="plateau: x lr_factor when M_global stalls (the paper); "
                                    "step: x lr_factor every lr_step steps (BEGAN-tf trainer.py:163-164)")
@@ -116,7 +121,7 @@ class BEGANObjective(Objective):
 
     def __init__(self, *a, **kw):
         super().__init__(*a, **kw)
-        self.k = 0.0  # k_0 = 0
+        self.k = self.args.k_0  # the paper's k_0 = 0 unless a preset says otherwise
         self.L_x = 0.0  # L(x) of the last d_step, for k_t and M_global
         self.plateau = Plateau(self.args.lr_window, self.args.lr_rel_tol)
         self.t = 0  # generator steps seen by `schedule`

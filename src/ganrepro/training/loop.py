@@ -205,6 +205,8 @@ def train(cfg: RunConfig, processed: dict, out_dir: Path, tracker: Tracker) -> t
         "images_per_second": round(done * objective.n_critic * cfg.batch_size * distributed.world_size() / seconds, 1)
         if done else None,
         "processes": distributed.world_size(),
+        # CPU results are bitwise repeatable for one machine and thread count, not across them (docs/quick-tuning.md)
+        "threads": torch.get_num_threads(),
         **({"resumed_from_step": start} if start else {}),
         **{f"final_{k}": round(v, 5) for k, v in history[-1].items() if k != "step"},
     }
